@@ -1,0 +1,356 @@
+"""Ingestion throughput: ``ProfileMemory.add_histories`` vs raw ``SentenceTransformer.encode``.
+
+Same process, same model object (``MiniLMEmbeddings().model``), same texts in the same order,
+same batch size. Each side runs at least twice, alternating (raw, ours, ours, raw, ...), on a
+fresh store every time; the best run of each is compared. Inside every ``add_histories`` run
+the embedding call is timed too, so the store-side overhead (validation, SQLite inserts,
+FAISS add + fsync'ed saves) is reported separately.
+
+Data: real titles+abstracts from LaMP-5-like profiles (``../shared/data``); ~5k items over
+~100 users (each user gets distinct papers sampled from the 1.3k unique profile papers).
+
+Usage:
+    .venv/bin/python bench/ingestion_throughput.py            # full run
+    .venv/bin/python bench/ingestion_throughput.py --quick    # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _benchlib as bl
+import numpy as np
+
+NAME = "ingestion_throughput"
+TARGET_RATIO = 0.90
+
+
+def make_histories(
+    papers: list[dict], users: int, per_user: int, seed: int
+) -> dict[str, list[dict]]:
+    """``users`` users with ``per_user`` distinct real papers each, as LaMP dicts."""
+    rng = np.random.default_rng(seed)
+    per_user = min(per_user, len(papers))
+    histories = {}
+    for u in range(users):
+        picks = rng.choice(len(papers), size=per_user, replace=False)
+        histories[f"user-{u:04d}"] = [dict(papers[int(i)]) for i in picks]
+    return histories
+
+
+def texts_in_encode_order(histories: dict[str, list[dict]]) -> list[str]:
+    """Exactly the texts ``add_histories`` embeds, in its order (users, then items)."""
+    from langchain_stepback_profile.history import to_history_items
+
+    return [item.text for raw in histories.values() for item in to_history_items(raw)]
+
+
+def padded_tokens(
+    model: Any, texts: list[str], batch_size: int, chunk: int | None
+) -> dict[str, int]:
+    """Real vs padded token counts of sentence-transformers' length-sorted batching."""
+    tok = model.tokenizer
+    max_len = model.max_seq_length
+    lengths = [
+        min(len(ids), max_len)
+        for ids in tok(texts, truncation=True, max_length=max_len)["input_ids"]
+    ]
+    step = chunk or len(texts)
+    padded = 0
+    for start in range(0, len(texts), step):
+        # sentence-transformers sorts the texts of one encode() call by character length
+        part = list(range(start, min(start + step, len(texts))))
+        part.sort(key=lambda i: -len(texts[i]))
+        for b in range(0, len(part), batch_size):
+            batch = [lengths[i] for i in part[b : b + batch_size]]
+            padded += max(batch) * len(batch)
+    return {"real_tokens": int(sum(lengths)), "padded_tokens": int(padded)}
+
+
+def _cpu() -> float:
+    """CPU seconds of this process (all threads), user + system."""
+    t = os.times()
+    return t.user + t.system
+
+
+def run_raw(model: Any, texts: list[str], batch_size: int) -> dict[str, Any]:
+    gc.collect()
+    cpu = _cpu()
+    t = time.perf_counter()
+    vectors = model.encode(
+        texts,
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    dt = time.perf_counter() - t
+    assert vectors.shape[0] == len(texts)
+    return {
+        "seconds": round(dt, 3),
+        "items_per_s": round(len(texts) / dt, 2),
+        "cpu_seconds": round(_cpu() - cpu, 2),
+        "loadavg": list(os.getloadavg()),
+    }
+
+
+def run_ours(
+    emb: Any, histories: dict[str, list[dict]], n_items: int, workdir: Path, show_progress: bool
+) -> dict[str, Any]:
+    from langchain_stepback_profile import ProfileMemory
+
+    path = Path(tempfile.mkdtemp(prefix="ingest-", dir=workdir)) / "store"
+    gc.collect()
+    encode_calls: list[float] = []
+    inner = emb.encode
+
+    def timed_encode(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        out = inner(*args, **kwargs)
+        encode_calls.append(time.perf_counter() - t0)
+        return out
+
+    try:
+        cpu = _cpu()
+        t = time.perf_counter()
+        with ProfileMemory(path, embeddings=emb) as memory:
+            emb.encode = timed_encode
+            try:
+                ids = memory.add_histories(histories, show_progress=show_progress)
+            finally:
+                del emb.encode
+            dt = time.perf_counter() - t
+            cpu = _cpu() - cpu
+            stored = sum(memory.store.count_items(u) for u in histories)
+            vectors = sum(memory._index.count(u) for u in histories)
+        assert sum(len(v) for v in ids.values()) == n_items
+        assert stored == vectors == n_items, (stored, vectors, n_items)
+        enc = sum(encode_calls)
+        return {
+            "seconds": round(dt, 3),
+            "items_per_s": round(n_items / dt, 2),
+            "cpu_seconds": round(cpu, 2),
+            "encode_seconds_inside": round(enc, 3),
+            "store_overhead_seconds": round(dt - enc, 3),
+            "store_overhead_share": round((dt - enc) / dt, 4),
+            "encode_calls": len(encode_calls),
+            "loadavg": list(os.getloadavg()),
+        }
+    finally:
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    r = payload["results"]
+    rows = []
+    for run in r["runs"]:
+        rows.append(
+            [
+                run["order"],
+                run["side"],
+                run["seconds"],
+                run["items_per_s"],
+                run.get("cpu_seconds"),
+                run.get("encode_seconds_inside"),
+                run.get("store_overhead_seconds"),
+            ]
+        )
+    t_runs = bl.md_table(
+        ["#", "side", "seconds", "items/s", "CPU s", "embedding s (inside)", "store overhead s"],
+        rows,
+    )
+    best = bl.md_table(
+        ["", "items/s (best)", "seconds (best)"],
+        [
+            [
+                "raw SentenceTransformer.encode",
+                r["best_raw"]["items_per_s"],
+                r["best_raw"]["seconds"],
+            ],
+            [
+                "ProfileMemory.add_histories",
+                r["best_ours"]["items_per_s"],
+                r["best_ours"]["seconds"],
+            ],
+            ["ratio ours / raw", f"{r['ratio']:.3f}", ""],
+            [
+                "ratio on CPU time (items per CPU-second, best of each)",
+                f"{r['ratio_cpu']:.3f}",
+                "",
+            ],
+        ],
+    )
+    t = payload["targets"]["throughput_ge_90pct_of_raw_encode"]
+    pad = r["padding"]
+    cfg = payload["config"]
+    return "\n".join(
+        [
+            "# Ingestion throughput",
+            "",
+            f"`ProfileMemory.add_histories(histories, show_progress={cfg['show_progress']})` "
+            "on a fresh store vs `SentenceTransformer.encode(texts, "
+            f"batch_size={cfg['batch_size']}, normalize_embeddings=True)` on exactly the same "
+            f"{cfg['items']:,} texts ({cfg['users']} users x {cfg['items_per_user']} real "
+            "LaMP-5-like title+abstract items), same model object, same process, "
+            f"runs alternating; best of {payload['config']['repeats']} each.",
+            "",
+            bl.machine_md(payload["machine"]),
+            "",
+            "## Best of each",
+            "",
+            best,
+            "",
+            "## All runs (in the order they ran)",
+            "",
+            t_runs,
+            "",
+            "## Target",
+            "",
+            f"- {t['target']}: ratio {r['ratio']:.3f} — **{'met' if t['met'] else 'NOT met'}**",
+            "",
+            "## Notes",
+            "",
+            "- Padding of sentence-transformers' length-sorted batches: one `encode` call over "
+            f"all texts pads {pad['one_call']['real_tokens']:,} real tokens to "
+            f"{pad['one_call']['padded_tokens']:,}; "
+            f"`add_histories` with a progress bar encodes in chunks of 1024 texts and pads them to "
+            f"{pad['chunks_of_1024']['padded_tokens']:,}.",
+            "- Store-side overhead of the best `add_histories` run: "
+            f"{r['best_ours']['store_overhead_seconds']} s "
+            f"({100 * r['best_ours']['store_overhead_share']:.1f}% of its time: validation, "
+            "SQLite, FAISS add, fsync'ed index saves).",
+            "",
+            "## Reproduce",
+            "",
+            f"    {payload['command']}",
+            "",
+            f"Library measured: `{payload['library_path']}`. Total run time "
+            f"{payload['wall_s']} s. The machine is shared; "
+            "the load average at each run is in the JSON.",
+            "",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke run")
+    parser.add_argument("--out", type=Path, default=bl.ROOT / "docs" / "benchmarks")
+    parser.add_argument("--users", type=int, default=None, help="default 100 (quick 4)")
+    parser.add_argument("--items-per-user", type=int, default=None, help="default 50 (quick 8)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each side (>= 2)")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="add_histories(show_progress=False)"
+    )
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=1234)
+    args = parser.parse_args(argv)
+    users = args.users or (4 if args.quick else 100)
+    per_user = args.items_per_user or (8 if args.quick else 50)
+    repeats = max(2, args.repeats)
+    show_progress = not args.no_progress
+    log = bl.Progress()
+    t_start = time.perf_counter()
+
+    import langchain_stepback_profile as lsp
+    from langchain_stepback_profile import MiniLMEmbeddings
+
+    papers = bl.lamp5_papers(bl.load_lamp5())
+    histories = make_histories(papers, users, per_user, args.seed)
+    texts = texts_in_encode_order(histories)
+    n = len(texts)
+    log(f"{n} items over {users} users; loading MiniLM")
+    emb = MiniLMEmbeddings()
+    model = emb.model
+    batch_size = emb.batch_size
+    model.encode(texts[:batch_size], batch_size=batch_size)  # warm-up
+    machine = bl.machine_info()
+    padding = {
+        "one_call": padded_tokens(model, texts, batch_size, None),
+        "chunks_of_1024": padded_tokens(model, texts, batch_size, 1024),
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="stepback-ingest-", dir=args.workdir))
+    runs: list[dict[str, Any]] = []
+    try:
+        for rep in range(repeats):
+            sides = ("raw", "ours") if rep % 2 == 0 else ("ours", "raw")
+            for side in sides:
+                log(f"run {len(runs) + 1}/{2 * repeats}: {side}")
+                if side == "raw":
+                    out = run_raw(model, texts, batch_size)
+                else:
+                    out = run_ours(emb, histories, n, workdir, show_progress)
+                out = {"order": len(runs) + 1, "side": side, **out}
+                runs.append(out)
+                log(f"  {side}: {out['items_per_s']} items/s ({out['seconds']} s)")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    best_raw = max((r for r in runs if r["side"] == "raw"), key=lambda r: r["items_per_s"])
+    best_ours = max((r for r in runs if r["side"] == "ours"), key=lambda r: r["items_per_s"])
+    ratio = best_ours["items_per_s"] / best_raw["items_per_s"]
+    cpu_raw = min(r["cpu_seconds"] for r in runs if r["side"] == "raw")
+    cpu_ours = min(r["cpu_seconds"] for r in runs if r["side"] == "ours")
+    machine["loadavg_at_end"] = list(os.getloadavg())
+    machine["peak_rss_mb"] = round(bl.peak_rss_mb(), 1)
+    payload = {
+        "benchmark": NAME,
+        "command": bl.command_line(f"{NAME}.py", argv),
+        "library_path": str(Path(lsp.__file__).parent),
+        "config": {
+            "quick": args.quick,
+            "users": users,
+            "items_per_user": per_user,
+            "items": n,
+            "batch_size": batch_size,
+            "repeats": repeats,
+            "show_progress": show_progress,
+            "seed": args.seed,
+            "data": str(bl.LAMP5),
+            "mean_text_chars": round(float(np.mean([len(t) for t in texts])), 1),
+        },
+        "machine": machine,
+        "results": {
+            "runs": runs,
+            "best_raw": best_raw,
+            "best_ours": best_ours,
+            "ratio": round(ratio, 4),
+            "ratio_cpu": round(cpu_raw / cpu_ours, 4),
+            "padding": padding,
+        },
+        "targets": {
+            "throughput_ge_90pct_of_raw_encode": {
+                "target": (
+                    f"add_histories items/s >= {TARGET_RATIO:.0%} of raw "
+                    "SentenceTransformer.encode items/s (best of each)"
+                ),
+                "ratio": round(ratio, 4),
+                "met": ratio >= TARGET_RATIO,
+            }
+        },
+        "wall_s": round(time.perf_counter() - t_start, 1),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    bl.write_json(args.out / f"{NAME}.json", payload)
+    (args.out / f"{NAME}.md").write_text(markdown(payload))
+    log(
+        f"raw {best_raw['items_per_s']} items/s, ours {best_ours['items_per_s']} items/s, "
+        f"ratio {ratio:.3f}"
+    )
+    log(f"wrote {args.out / (NAME + '.json')} and .md in {payload['wall_s']} s")
+    return payload
+
+
+if __name__ == "__main__":
+    main()

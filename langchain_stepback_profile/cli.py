@@ -1,0 +1,799 @@
+"""The ``stepback-profile`` command: ingest histories, build and show profiles, query, forget.
+
+Run ``stepback-profile --help`` or ``stepback-profile COMMAND --help``; ``docs/cli.md`` shows
+every command with its output.
+
+Exit codes: 0 ok; 2 bad input (one line on stderr naming the problem and the fix); 1 any other
+failure (one line; ``--debug`` adds the traceback). Results go to stdout (one JSON object with
+``--json``); progress bars, warnings and library logging go to stderr.
+
+Example:
+    ```bash
+    stepback-profile ingest questions.json
+    stepback-profile profile build
+    stepback-profile query --users "Regina Barzilay,Tommi Jaakkola" "We study ..." --explain
+    ```
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from rich.console import Console
+from rich.text import Text
+
+from langchain_stepback_profile.chains import create_personalized_chain
+from langchain_stepback_profile.embeddings import MiniLMEmbeddings
+from langchain_stepback_profile.errors import (
+    ContextOverflowError,
+    DataFormatError,
+    DuplicateItemError,
+    InvalidArgumentError,
+    InvalidItemError,
+    StoreError,
+    UnknownUserError,
+)
+from langchain_stepback_profile.history import history_hash
+from langchain_stepback_profile.loaders import FORMATS, detect_format, load_histories
+from langchain_stepback_profile.memory import ProfileMemory, RefreshReport
+from langchain_stepback_profile.profile import UserProfile
+from langchain_stepback_profile.retriever import StepBackProfileRetriever
+from langchain_stepback_profile.tasks import TASKS
+from langchain_stepback_profile.usage import LLMUsage
+
+PROG = "stepback-profile"
+DEFAULT_STORE = Path(".stepback-profile/store")
+DEFAULT_TASK = "scholarly_title"
+DEFAULT_K = 2
+USER_ERRORS = (
+    ContextOverflowError,
+    DataFormatError,
+    DuplicateItemError,
+    InvalidArgumentError,
+    InvalidItemError,
+    StoreError,
+    UnknownUserError,
+)
+"""Errors caused by the input: exit code 2 and a one-line message."""
+
+
+# --------------------------------------------------------------------- option values
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed ``--llm`` / ``--embeddings`` value: the built-in model, or ``openai:MODEL``."""
+
+    provider: str
+    model: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.model}" if self.model else self.provider
+
+
+def _model_spec(builtin: str, example: str) -> Callable[[str], ModelSpec]:
+    """An argparse type for ``builtin`` or ``openai:MODEL``."""
+
+    def parse(text: str) -> ModelSpec:
+        if text == builtin:
+            return ModelSpec(builtin)
+        provider, colon, model = text.partition(":")
+        if provider == "openai" and colon and model.strip():
+            return ModelSpec("openai", model.strip())
+        raise argparse.ArgumentTypeError(
+            f"unknown model {text!r}; use {builtin!r} or openai:MODEL (e.g. openai:{example})"
+        )
+
+    return parse
+
+
+def _task(text: str) -> str:
+    if text not in TASKS:
+        raise argparse.ArgumentTypeError(
+            f"unknown task {text!r}; use one of: {', '.join(sorted(TASKS))}"
+        )
+    return text
+
+
+def _user_list(text: str) -> list[str]:
+    users = [u.strip() for u in text.split(",") if u.strip()]
+    if not users:
+        raise argparse.ArgumentTypeError(f"no user ids in {text!r}; give A,B,... in author order")
+    return users
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+_LLM = _model_spec("local", "gpt-4o-mini")
+_EMBEDDINGS = _model_spec("minilm", "text-embedding-3-small")
+
+
+# --------------------------------------------------------------------- the session
+class Session:
+    """The options every command shares; the store and the models are opened on demand."""
+
+    def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
+        self.store: Path = getattr(args, "store", DEFAULT_STORE)
+        self.task: str | None = getattr(args, "task", None)
+        self.llm_spec: ModelSpec = getattr(args, "llm", ModelSpec("local"))
+        self.embeddings_spec: ModelSpec = getattr(args, "embeddings", ModelSpec("minilm"))
+        self.base_url: str | None = getattr(args, "base_url", None)
+        self.json: bool = getattr(args, "json", False)
+        self.out = out
+        self.console = Console(file=out, soft_wrap=True, highlight=False)
+        self._memory: ProfileMemory | None = None
+
+    def memory(self, *, create: bool = False, record_task: bool = False) -> ProfileMemory:
+        """The store; only ``ingest`` (``create=True``) may make a new one. With
+        ``record_task`` the store remembers ``--task`` for later commands."""
+        if self._memory is None:
+            if not create and not (self.store.is_dir() and any(self.store.iterdir())):
+                raise StoreError(
+                    f"no store at {self.store}; create one with: {PROG} ingest FILE "
+                    f"--store {self.store}"
+                )
+            self._memory = ProfileMemory(
+                self.store, embeddings=self.embeddings(), task=self.task if record_task else None
+            )
+        return self._memory
+
+    def known_users(self, memory: ProfileMemory, users: Sequence[str] | None) -> list[str]:
+        """``users`` (all users when None), checked to exist, in the order given."""
+        stored = memory.users()
+        if not stored:
+            raise StoreError(
+                f"the store at {self.store} holds no users; add histories first: "
+                f"{PROG} ingest FILE --store {self.store}"
+            )
+        if users is None:
+            return stored
+        for user in users:
+            if user not in stored:
+                known = ", ".join(repr(u) for u in stored[:3])
+                more = f" and {len(stored) - 3} more" if len(stored) > 3 else ""
+                raise UnknownUserError(
+                    f"unknown user {user!r}: the store at {self.store} has no history for them "
+                    f"(it knows {known}{more}; see `{PROG} users`); add their history with "
+                    f"`{PROG} ingest`"
+                )
+        return list(dict.fromkeys(users))
+
+    def task_name(self, memory: ProfileMemory) -> str:
+        """``--task``, else the task the store remembers, else the default."""
+        if self.task is not None:
+            return self.task
+        return memory.task if isinstance(memory.task, str) else DEFAULT_TASK
+
+    def llm(self) -> BaseChatModel:
+        """The chat model of ``--llm`` (loaded only by the commands that generate)."""
+        if self.llm_spec.provider == "local":
+            from langchain_stepback_profile.llms import default_chat_model
+
+            return default_chat_model()
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(
+            model=self.llm_spec.model, base_url=self.base_url, api_key=self._api_key("--llm")
+        )
+
+    def embeddings(self) -> Embeddings:
+        """The embedding model of ``--embeddings`` (MiniLM loads its weights on first use)."""
+        if self.embeddings_spec.provider == "minilm":
+            return MiniLMEmbeddings()
+        from langchain_openai import OpenAIEmbeddings
+
+        return OpenAIEmbeddings(
+            model=self.embeddings_spec.model,
+            base_url=self.base_url,
+            api_key=self._api_key("--embeddings"),
+            # compatible servers take text, not the tiktoken ids OpenAI's own API accepts
+            check_embedding_ctx_length=self.base_url is None,
+        )
+
+    def _api_key(self, option: str) -> str:
+        key = os.environ.get("OPENAI_API_KEY")
+        if key:
+            return key
+        if self.base_url:
+            return "not-needed"
+        raise InvalidArgumentError(
+            f"{option} openai:... needs an API key: set OPENAI_API_KEY, or pass --base-url URL "
+            "of an OpenAI-compatible server"
+        )
+
+    def emit(self, data: dict[str, Any]) -> None:
+        """Write the command's result as one JSON object on stdout."""
+        self.out.write(json.dumps(data, ensure_ascii=False) + "\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        if self._memory is not None:
+            self._memory.close()
+            self._memory = None
+
+
+# --------------------------------------------------------------------- commands
+def cmd_ingest(session: Session, args: argparse.Namespace) -> None:
+    """Read a history file and add every item to its user's history."""
+    fmt = args.format or detect_format(args.file)
+    histories = load_histories(args.file, fmt=fmt, user=args.user)  # all validated here
+    created = _first_missing(session.store)
+    try:
+        memory = session.memory(create=True, record_task=True)
+        before = {u: memory.store.count_items(u) for u in histories}
+        ids = memory.add_histories(histories, show_progress=True)
+    except DuplicateItemError as err:
+        raise DuplicateItemError(f"{args.file}: {err} (nothing was ingested)") from None
+    except BaseException:
+        session.close()
+        if created is not None:  # a failed ingest leaves no new store behind
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    read = sum(map(len, histories.values()))
+    unique = sum(len(set(v)) for v in ids.values())
+    added = sum(memory.store.count_items(u) - n for u, n in before.items())
+    result = {
+        "file": str(args.file),
+        "format": fmt,
+        "store": str(session.store),
+        "users": len(histories),
+        "items_read": read,
+        "items_added": added,
+        "items_already_stored": unique - added,
+        "items_repeated_in_file": read - unique,
+    }
+    if session.json:
+        session.emit(result)
+        return
+    session.console.print(Text(f"Ingested {args.file} ({fmt}) into {session.store}", style="bold"))
+    _print_pairs(
+        session.console,
+        [
+            ("users", result["users"]),
+            ("items read", read),
+            ("items added", added),
+            ("items already stored", result["items_already_stored"]),
+            ("items repeated in the file", result["items_repeated_in_file"]),
+        ],
+    )
+
+
+def cmd_profile_build(session: Session, args: argparse.Namespace) -> None:
+    """Build or update profiles; unchanged histories cost no LLM call."""
+    memory = session.memory(record_task=True)
+    users = session.known_users(memory, args.users)
+    task = session.task_name(memory)
+    llm = session.llm()
+    if session.llm_spec.provider == "openai":
+        report = asyncio.run(
+            memory.arefresh(
+                users, llm, task=task, max_concurrency=args.concurrency, show_progress=True
+            )
+        )
+    else:
+        report = memory.refresh(users, llm, task=task, show_progress=True)
+    result = _report_dict(report, task)
+    if session.json:
+        session.emit(result)
+        return
+    _print_table(
+        session.console,
+        ("user", "status", "version", "LLM calls"),
+        [(u, b.mode, b.profile.version, b.llm_calls) for u, b in report.builds.items()],
+    )
+    session.console.print(Text(f"{report} (task {task})"))
+
+
+def cmd_profile_show(session: Session, args: argparse.Namespace) -> None:
+    """Print one user's latest profile."""
+    memory = session.memory()
+    session.known_users(memory, [args.user])
+    profile = memory.get_profile(args.user)
+    if profile is None:
+        raise InvalidArgumentError(
+            f"user {args.user!r} has no profile yet; build it with: {PROG} profile build "
+            f"--users {args.user!r} --store {session.store}"
+        )
+    if session.json:
+        session.emit(profile.model_dump(mode="json"))
+        return
+    items = memory.items(args.user)
+    _print_profile(session.console, profile, len(items), history_hash(items))
+
+
+def cmd_query(session: Session, args: argparse.Namespace) -> None:
+    """Generate for an ordered group of users from their profiles and similar history."""
+    text = sys.stdin.read() if args.input == "-" else args.input
+    if not text.strip():
+        raise InvalidArgumentError("the query input is empty; pass the text to personalize")
+    memory = session.memory()
+    users = session.known_users(memory, args.users)
+    task = session.task_name(memory)
+    retriever = StepBackProfileRetriever(memory=memory, k=args.k, user_ids=users)
+    chain = create_personalized_chain(session.llm(), retriever, task=task, return_context=True)
+    usage = LLMUsage()
+    result = chain.invoke(text, config={"callbacks": [usage]})
+    output = result["output"].strip()
+    profiles = [d for d in result["documents"] if d.metadata["kind"] == "profile"]
+    history = [d for d in result["documents"] if d.metadata["kind"] == "history"]
+    if session.json:
+        session.emit(
+            {
+                "output": output,
+                "users": users,
+                "task": task,
+                "k": args.k,
+                **usage.as_dict(),
+                "profiles": [
+                    {
+                        "user_id": d.metadata["user_id"],
+                        "position": d.metadata["position"] + 1,
+                        "version": d.metadata["profile_version"],
+                        "text": d.page_content,
+                    }
+                    for d in profiles
+                ],
+                "history": [
+                    {
+                        "user_id": d.metadata["user_id"],
+                        "position": d.metadata["position"] + 1,
+                        "item_id": d.metadata["item_id"],
+                        "score": round(d.metadata["score"], 4),
+                        "text": d.page_content,
+                    }
+                    for d in history
+                ],
+            }
+        )
+        return
+    console = session.console
+    if args.explain:
+        console.print(Text(f"Profiles, in author order (task {task}):", style="bold"))
+        for d in profiles:
+            meta = d.metadata
+            console.print(
+                Text(
+                    f"Author {meta['position'] + 1}: {meta['user_id']} "
+                    f"(profile v{meta['profile_version']})",
+                    style="bold",
+                )
+            )
+            console.print(Text(_indent(d.page_content)))
+        console.print(Text(f"Retrieved history (top {args.k} per author):", style="bold"))
+        for d in history:
+            meta = d.metadata
+            title = (meta.get("output") or d.page_content).splitlines()[0]
+            console.print(
+                Text(
+                    f"  Author {meta['position'] + 1} ({meta['user_id']})  score "
+                    f"{meta['score']:.3f}  {meta['item_id']}: {_clip(title, 90)}"
+                )
+            )
+        console.print(Text("Output:", style="bold"))
+    console.print(Text(output))
+    calls = usage.calls
+    console.print(
+        Text(
+            f"{calls} LLM call{'s' if calls != 1 else ''}, {usage.total_tokens} tokens",
+            style="dim",
+        )
+    )
+
+
+def cmd_forget(session: Session, args: argparse.Namespace) -> None:
+    """Remove every trace of a user."""
+    memory = session.memory()
+    session.known_users(memory, [args.user])
+    removed = memory.forget(args.user)
+    if session.json:
+        session.emit({"user_id": args.user, **removed})
+        return
+    session.console.print(
+        Text(
+            f"Forgot {args.user!r}: removed {removed['items']} items, {removed['vectors']} "
+            f"vectors, {removed['profile_versions']} profile versions"
+        )
+    )
+
+
+def cmd_users(session: Session, args: argparse.Namespace) -> None:
+    """List the users of the store."""
+    memory = session.memory()
+    rows = []
+    for user in memory.users():
+        profile = memory.get_profile(user)
+        rows.append(
+            {
+                "user_id": user,
+                "items": memory.store.count_items(user),
+                "profile": profile is not None,
+                "profile_version": profile.version if profile else None,
+            }
+        )
+    if session.json:
+        session.emit({"store": str(session.store), "users": rows})
+        return
+    if not rows:
+        session.console.print(Text(f"no users in {session.store}"))
+        return
+    _print_table(
+        session.console,
+        ("user", "items", "profile"),
+        [
+            (r["user_id"], r["items"], f"v{r['profile_version']}" if r["profile"] else "-")
+            for r in rows
+        ],
+    )
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Run the packaged demo (it prints to stdout itself)."""
+    from langchain_stepback_profile import demo
+
+    if any(hasattr(args, name) for name in ("llm", "embeddings", "task")):
+        print(
+            f"{PROG}: note: the demo always uses the embedded models and its own task; "
+            "--llm, --embeddings and --task are ignored",
+            file=sys.stderr,
+        )
+    return demo.main(["--store", str(args.store)] if hasattr(args, "store") else [])
+
+
+# --------------------------------------------------------------------- output helpers
+def _report_dict(report: RefreshReport, task: str) -> dict[str, Any]:
+    builds = report.builds.values()
+    return {
+        "task": task,
+        "profiles": len(report.builds),
+        "built": report.count("built"),
+        "updated": report.count("updated"),
+        "unchanged": report.count("unchanged"),
+        "llm_calls": report.llm_calls,
+        "input_tokens": sum(b.input_tokens for b in builds),
+        "output_tokens": sum(b.output_tokens for b in builds),
+        "users": {
+            user: {
+                "status": b.mode,
+                "version": b.profile.version,
+                "llm_calls": b.llm_calls,
+            }
+            for user, b in report.builds.items()
+        },
+    }
+
+
+def _print_pairs(console: Console, rows: Sequence[tuple[str, object]]) -> None:
+    """Indented ``label  value`` lines, labels aligned and bold; continuation lines indented."""
+    width = max(len(label) for label, _ in rows) + 2
+    for label, value in rows:
+        lines = str(value).splitlines() or [""]
+        text = Text(f"  {label:<{width}}", style="bold")
+        text.append("\n".join([lines[0], *(" " * (width + 2) + line for line in lines[1:])]))
+        console.print(text)
+
+
+def _print_table(console: Console, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Columns aligned with two spaces between them; the header bold; no trailing blanks."""
+    cells = [[str(c) for c in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for number, row in enumerate(cells):
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        console.print(Text(line, style="bold" if number == 0 else ""))
+
+
+def _print_profile(console: Console, profile: UserProfile, items: int, current: str) -> None:
+    style = "; ".join(f"{k}: {v}" for k, v in profile.style.model_dump().items() if v)
+    fresh = "up to date" if current == profile.history_hash else "out of date: run profile build"
+    console.print(Text(f"{profile.user_id} (profile v{profile.version})", style="bold"))
+    _print_pairs(
+        console,
+        [
+            ("interests", "; ".join(profile.interests) or "-"),
+            ("keywords", ", ".join(profile.keywords) or "-"),
+            ("style", style or "-"),
+            ("summary", profile.summary.strip() or "-"),
+            ("version", profile.version),
+            ("task", profile.task),
+            ("model", profile.model or "-"),
+            ("items", f"{len(profile.item_ids)} in the profile, {items} in history ({fresh})"),
+            ("built", profile.created_at.isoformat(timespec="seconds")),
+            ("edited", "yes" if profile.edited else "no"),
+        ],
+    )
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None if ``path`` exists)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+# --------------------------------------------------------------------- the parser
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    """Options every command takes, before or after the command name (SUPPRESS keeps a value
+    given before the command when the command's own parser does not see the option)."""
+    group = parser.add_argument_group("common options")
+    group.add_argument(
+        "--store",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="PATH",
+        help=f"store folder (default ./{DEFAULT_STORE})",
+    )
+    group.add_argument(
+        "--task",
+        type=_task,
+        default=argparse.SUPPRESS,
+        help=f"what the histories are: {', '.join(sorted(TASKS))} (default: the task the "
+        f"store remembers, else {DEFAULT_TASK}; ingest and profile build make it remember one)",
+    )
+    group.add_argument(
+        "--llm",
+        type=_LLM,
+        default=argparse.SUPPRESS,
+        metavar="SPEC",
+        help="chat model: 'local' (embedded SmolLM2-135M, the default) or openai:MODEL",
+    )
+    group.add_argument(
+        "--base-url",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="base URL of an OpenAI-compatible server, for openai: models",
+    )
+    group.add_argument(
+        "--embeddings",
+        type=_EMBEDDINGS,
+        default=argparse.SUPPRESS,
+        metavar="SPEC",
+        help="embedding model: 'minilm' (offline, the default) or openai:MODEL; a store "
+        "only opens with the model it was made with",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the result as one JSON object on stdout",
+    )
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and the package's debug logging",
+    )
+
+
+def _command(
+    subparsers: Any, name: str, handler: Callable[..., Any], help_: str, example: str
+) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        name,
+        help=help_,
+        description=help_,
+        epilog=f"Example:\n{example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``stepback-profile``."""
+    parser = _Parser(
+        prog=PROG,
+        description="Step-back user profiles: ingest histories, build LLM-written profiles, "
+        "and personalize generation for one user or an ordered group.",
+        epilog="Example:\n"
+        f"  {PROG} ingest questions.json\n"
+        f"  {PROG} profile build\n"
+        f'  {PROG} query --users "Regina Barzilay,Tommi Jaakkola" "We study ..." --explain\n\n'
+        f"Run `{PROG} COMMAND --help` for each command's options and an example.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {version('langchain-stepback-profile')}"
+    )
+    _add_common(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    ingest = _command(
+        commands,
+        "ingest",
+        cmd_ingest,
+        "Add the history items of a file to users' histories (the whole file is checked first).",
+        f"  {PROG} ingest questions.json            # LaMP: [{{id, input, profile, user?}}]\n"
+        f"  {PROG} ingest tweets.jsonl --user alice  # lines without user_id are alice's\n"
+        f"  {PROG} ingest papers.csv                 # header: user_id,title,abstract,...",
+    )
+    ingest.add_argument("file", type=Path, metavar="FILE", help="LaMP .json, .jsonl or .csv")
+    ingest.add_argument(
+        "--user",
+        help="ingest only this user's items; items that name no user are given to them",
+    )
+    ingest.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="file format (default: from the extension, else the first character)",
+    )
+
+    profile = commands.add_parser(
+        "profile",
+        help="Build or show step-back profiles.",
+        description="Build or show step-back profiles.",
+        epilog=f"Example:\n  {PROG} profile build\n  {PROG} profile show alice",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_common(profile)
+    profile_commands = profile.add_subparsers(dest="profile_command", metavar="ACTION")
+    profile_commands.required = True
+    build = _command(
+        profile_commands,
+        "build",
+        cmd_profile_build,
+        "Build or update profiles (an unchanged history costs 0 LLM calls).",
+        f"  {PROG} profile build\n"
+        f'  {PROG} profile build --users "alice,bob" --task tweet_paraphrase\n'
+        f"  {PROG} profile build --llm openai:gpt-4o-mini --concurrency 8",
+    )
+    build.add_argument(
+        "--users", type=_user_list, action="extend", metavar="A,B", help="only these users"
+    )
+    build.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=4,
+        metavar="N",
+        help="profiles built at once with an openai: model (default 4; the local model "
+        "builds one at a time)",
+    )
+    show = _command(
+        profile_commands,
+        "show",
+        cmd_profile_show,
+        "Show a user's latest profile.",
+        f"  {PROG} profile show alice\n  {PROG} profile show alice --json | jq .interests",
+    )
+    show.add_argument("user", metavar="USER")
+
+    query = _command(
+        commands,
+        "query",
+        cmd_query,
+        "Generate for an ordered group of users (one LLM call).",
+        f'  {PROG} query --users "Regina Barzilay,Tommi Jaakkola" "In this paper, we ..."\n'
+        f'  {PROG} query --users alice --task tweet_paraphrase --explain "so tired today"\n'
+        f"  cat abstract.txt | {PROG} query --users alice,bob -",
+    )
+    query.add_argument("input", metavar="INPUT", help="the text to personalize ('-' reads stdin)")
+    query.add_argument(
+        "--users",
+        type=_user_list,
+        action="extend",
+        required=True,
+        metavar="A,B",
+        help="the users, in author order (the first leads)",
+    )
+    query.add_argument(
+        "--k",
+        type=_positive,
+        default=DEFAULT_K,
+        help=f"history items retrieved per user (default {DEFAULT_K})",
+    )
+    query.add_argument(
+        "--explain",
+        action="store_true",
+        help="also print the profiles and retrieved items (with scores) given to the model",
+    )
+
+    forget = _command(
+        commands,
+        "forget",
+        cmd_forget,
+        "Remove a user everywhere: history, vectors and every profile version.",
+        f"  {PROG} forget alice",
+    )
+    forget.add_argument("user", metavar="USER")
+
+    _command(
+        commands,
+        "users",
+        cmd_users,
+        "List users with their item counts and profile versions.",
+        f"  {PROG} users\n  {PROG} users --json | jq -r '.users[].user_id'",
+    )
+    _command(
+        commands,
+        "demo",
+        run_demo,
+        "Run the offline demo (three real ACL authors; its own store unless --store is given).",
+        f"  {PROG} demo --store /tmp/stepback-demo",
+    )
+    return parser
+
+
+# --------------------------------------------------------------------- entry point
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _failure(err: BaseException, debug: bool) -> tuple[int, str]:
+    """The exit code and one-line message of an error: 2 for bad input, else 1."""
+    if isinstance(err, USER_ERRORS):
+        return 2, _one_line(str(err))
+    if isinstance(err, KeyboardInterrupt):
+        return 130, "interrupted"
+    message = f"{type(err).__name__}: {_one_line(str(err))}"
+    return 1, message if debug else f"{message} (run with --debug for the traceback)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    logging.captureWarnings(True)
+    if debug:
+        logging.getLogger("langchain_stepback_profile").setLevel(logging.DEBUG)
+    try:
+        if args.handler is run_demo:
+            return run_demo(args)
+        out = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):  # library prints stay off stdout
+            session = Session(args, out)
+            try:
+                args.handler(session, args)
+            finally:
+                session.close()
+        return 0
+    except (Exception, KeyboardInterrupt) as err:
+        if debug:
+            traceback.print_exc()
+        code, message = _failure(err, debug)
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,505 @@
+"""The Gist step: an LLM steps back from a user's history and writes a :class:`UserProfile`.
+
+Long histories are split into chunks that fit the model's context (counted with the
+model's own tokenizer when it has one) and merged map-reduce style; nothing is silently
+dropped. A profile is reused while its history, prompt version, task and model are
+unchanged (0 LLM calls), and updated incrementally (old profile + new items) when items
+are only added.
+
+Example:
+    >>> from langchain_core.language_models import GenericFakeChatModel
+    >>> from langchain_stepback_profile.history import HistoryItem
+    >>> llm = GenericFakeChatModel(messages=iter(['{"interests": ["MT"], "summary": "MT."}']))
+    >>> build = StepBackProfiler(llm).build("alice", [HistoryItem(id="1", text="NMT paper")])
+    >>> build.profile.interests, build.llm_calls
+    (['MT'], 1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel, BaseLanguageModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+from pydantic import ValidationError
+
+from langchain_stepback_profile.errors import InvalidArgumentError, ProfileGenerationError
+from langchain_stepback_profile.history import HistoryItem, history_hash
+from langchain_stepback_profile.profile import ProfileDraft, UserProfile
+from langchain_stepback_profile.tasks import TaskSpec, get_task
+from langchain_stepback_profile.usage import LLMUsage
+
+logger = logging.getLogger(__name__)
+
+PROMPT_VERSION = "1"
+BuildMode = Literal["unchanged", "built", "updated"]
+
+_SYSTEM = (
+    "You write short, factual profiles of authors from what they wrote. You describe the "
+    "author's lasting interests and habits, never the content of one single item, and you "
+    "answer with one JSON object only."
+)
+_JSON_FORM = (
+    '{"interests": ["<topic>", "<topic>"], "keywords": ["<term>", "<term>"], "style": '
+    '{"tone": "<tone>", "length": "<typical length>", "structure": "<structure>", '
+    '"vocabulary": "<vocabulary>"}, "summary": "<two sentences>"}'
+)
+_FIELDS = (
+    "interests (research interests or main topics, 3-6 short phrases), keywords (5-10 recurring "
+    "terms), style (tone, typical length, structure, vocabulary; a few words each) and summary "
+    "(two sentences)"
+)
+
+
+@dataclass(frozen=True)
+class ProfileBuild:
+    """The outcome of one profile build: the profile and what it cost."""
+
+    profile: UserProfile
+    mode: BuildMode
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    chunks: int = 0
+
+
+def model_id(llm: BaseLanguageModel) -> str:
+    """A stable name for a model, part of the profile cache key."""
+    params: dict[str, Any] = {}
+    try:
+        params = dict(llm._identifying_params)
+    except Exception:  # pragma: no cover - exotic models
+        params = {}
+    for key in ("model_name", "model", "model_path", "model_id", "deployment_name"):
+        value = params.get(key) or getattr(llm, key, None)
+        if isinstance(value, str) and value:
+            return f"{llm._llm_type}:{value}"
+    return llm._llm_type
+
+
+def _render_item(number: int, item: HistoryItem, text: str | None = None) -> str:
+    if text is None and item.input is not None and item.output is not None:
+        return (
+            f"Item {number}\n{(item.output_label or 'output').capitalize()}: {item.output}\n"
+            f"{(item.input_label or 'input').capitalize()}: {item.input}"
+        )
+    return f"Item {number}\n{text if text is not None else item.text}"
+
+
+def _draft_json(draft: ProfileDraft) -> str:
+    return json.dumps(draft.model_dump(), ensure_ascii=False)
+
+
+def parse_draft(text: str) -> ProfileDraft:
+    """Find and validate the first JSON object in a model's answer (fences and chatter allowed)."""
+    decoder = json.JSONDecoder(strict=False)  # models put raw newlines inside strings
+    error: Exception | None = None
+    for match in re.finditer(r"\{", text):
+        try:
+            value, _ = decoder.raw_decode(text, match.start())
+        except json.JSONDecodeError as err:
+            error = error or err
+            continue
+        if not isinstance(value, dict):
+            continue
+        try:
+            draft = ProfileDraft.model_validate(value)
+        except ValidationError as err:
+            error = err
+            continue
+        if draft.is_empty():
+            error = ValueError("the JSON object has no interests, keywords or summary")
+            continue
+        return draft
+    raise ValueError(f"no usable JSON profile in the answer ({error or 'no JSON object found'})")
+
+
+class StepBackProfiler:
+    """Writes step-back profiles with any LangChain chat model.
+
+    Args:
+        llm: the chat model that writes profiles.
+        task: what the history is (a name from :data:`~langchain_stepback_profile.tasks.TASKS`
+            or a :class:`TaskSpec`), so the profile focuses on what matters for that output.
+        context_tokens: the model's context window; read from the model when it says, else 8192.
+        max_output_tokens: room kept for the answer in every call.
+        structured: ``"auto"`` uses the model's tool/structured output when it has one and
+            validated JSON otherwise; ``"tool"`` or ``"json"`` force one.
+        token_counter: counts tokens; defaults to the model's own tokenizer when it has one.
+
+    Example:
+        >>> from langchain_core.language_models import GenericFakeChatModel
+        >>> profiler = StepBackProfiler(GenericFakeChatModel(messages=iter([])),
+        ...                             task="scholarly_title", context_tokens=4096)
+        >>> profiler.task.output_name
+        'title'
+    """
+
+    def __init__(
+        self,
+        llm: BaseChatModel,
+        *,
+        task: str | TaskSpec | None = None,
+        context_tokens: int | None = None,
+        max_output_tokens: int = 512,
+        structured: Literal["auto", "tool", "json"] = "auto",
+        token_counter: Callable[[str], int] | None = None,
+    ) -> None:
+        self.llm = llm
+        self.task = get_task(task)
+        self.context_tokens = int(
+            context_tokens
+            or getattr(llm, "context_tokens", None)
+            or getattr(llm, "n_ctx", None)
+            or 8192
+        )
+        self.max_output_tokens = max_output_tokens
+        self.model = model_id(llm)
+        self._count = token_counter or self._default_counter()
+        self._runnable, self._mode = self._structured_runnable(structured)
+        # every message of a request counts (the system prompt too), part marker included
+        overhead = sum(
+            self._count(m.content) for m in self._request(["x"], part=(99, 99), base=None)
+        )
+        self.chunk_tokens = self.context_tokens - self.max_output_tokens - overhead - 64
+        if self.chunk_tokens < 2 * self.max_output_tokens:
+            raise InvalidArgumentError(
+                f"context_tokens={self.context_tokens} leaves only {self.chunk_tokens} tokens for "
+                f"history; give a larger context or a smaller max_output_tokens "
+                f"(now {self.max_output_tokens})"
+            )
+
+    # ----------------------------------------------------------------- cache and plan
+    def cache_key(self) -> tuple[str, str, str]:
+        return (PROMPT_VERSION, self.task.name, self.model)
+
+    def plan(self, items: Sequence[HistoryItem], previous: UserProfile | None) -> BuildMode:
+        """What a build would do: reuse the previous profile, update it, or build anew."""
+        if previous is None:
+            return "built"
+        same_setup = (previous.prompt_version, previous.task, previous.model) == self.cache_key()
+        if previous.history_hash == history_hash(items) and (same_setup or previous.edited):
+            return "unchanged"
+        current = {item.id for item in items}
+        if (same_setup or previous.edited) and set(previous.item_ids) < current:
+            return "updated"
+        return "built"
+
+    # ----------------------------------------------------------------- public build
+    def build(
+        self, user_id: str, items: Sequence[HistoryItem], previous: UserProfile | None = None
+    ) -> ProfileBuild:
+        """Build or update ``user_id``'s profile (synchronous)."""
+        mode = self.plan(items, previous)
+        if mode == "unchanged":
+            assert previous is not None
+            return ProfileBuild(previous, mode)
+        usage = LLMUsage()
+        steps = self._steps(items, previous if mode == "updated" else None)
+        config: RunnableConfig = {"callbacks": [usage], "run_name": "stepback_profile"}
+        batch = next(steps)
+        while True:
+            # only the plan's own StopIteration ends the loop; one raised by a model propagates
+            drafts = [self._call(messages, config) for messages in batch]
+            try:
+                batch = steps.send(drafts)
+            except StopIteration as done:
+                draft, chunks = done.value
+                break
+        return self._finish(user_id, items, previous, mode, draft, usage, chunks)
+
+    async def abuild(
+        self,
+        user_id: str,
+        items: Sequence[HistoryItem],
+        previous: UserProfile | None = None,
+        *,
+        limit: asyncio.Semaphore | None = None,
+    ) -> ProfileBuild:
+        """Build or update ``user_id``'s profile; map calls of one level run concurrently.
+
+        ``limit`` (shared between builds) bounds how many LLM calls are in flight at once.
+        """
+        mode = self.plan(items, previous)
+        if mode == "unchanged":
+            assert previous is not None
+            return ProfileBuild(previous, mode)
+        usage = LLMUsage()
+        steps = self._steps(items, previous if mode == "updated" else None)
+        config: RunnableConfig = {"callbacks": [usage], "run_name": "stepback_profile"}
+        try:
+            batch = next(steps)
+            while True:
+                drafts = await asyncio.gather(*(self._acall(m, config, limit) for m in batch))
+                batch = steps.send(list(drafts))
+        except StopIteration as done:
+            draft, chunks = done.value
+        return self._finish(user_id, items, previous, mode, draft, usage, chunks)
+
+    def _finish(
+        self,
+        user_id: str,
+        items: Sequence[HistoryItem],
+        previous: UserProfile | None,
+        mode: BuildMode,
+        draft: ProfileDraft,
+        usage: LLMUsage,
+        chunks: int,
+    ) -> ProfileBuild:
+        profile = UserProfile.from_draft(
+            draft,
+            user_id=user_id,
+            version=(previous.version + 1) if previous else 1,
+            history_hash=history_hash(items),
+            item_ids=[item.id for item in items],
+            model=self.model,
+            prompt_version=PROMPT_VERSION,
+            task=self.task.name,
+        )
+        return ProfileBuild(
+            profile, mode, usage.calls, usage.input_tokens, usage.output_tokens, chunks
+        )
+
+    # ----------------------------------------------------------------- map-reduce plan
+    def _steps(
+        self, items: Sequence[HistoryItem], base: UserProfile | None
+    ) -> Generator[list[list[BaseMessage]], list[ProfileDraft], tuple[ProfileDraft, int]]:
+        """Yields batches of requests (independent within a batch); returns the final draft."""
+        known = set(base.item_ids) if base else set()
+        new_items = [item for item in items if item.id not in known]
+        base_draft = base.draft() if base else None
+        reserve = self._count(_draft_json(base_draft)) if base_draft else 0
+        # a profile too large to share a prompt with new items is merged as one more partial
+        inline = base_draft is None or reserve <= self.chunk_tokens // 2
+        chunks = self._chunk(new_items, self.chunk_tokens - (reserve if inline else 0))
+        if len(chunks) == 1 and inline:
+            drafts = yield [self._request(chunks[0], part=(1, 1), base=base_draft)]
+            return drafts[0], 1
+        partials = yield [
+            self._request(chunk, part=(i + 1, len(chunks)), base=None)
+            for i, chunk in enumerate(chunks)
+        ]
+        if base_draft is not None:
+            partials = [base_draft, *partials]
+        while len(partials) > 1:
+            partials = yield [self._merge_request(group) for group in self._groups(partials)]
+        return partials[0], len(chunks)
+
+    def _chunk(self, items: Sequence[HistoryItem], budget: int) -> list[list[str]]:
+        """Pack rendered items into chunks of at most ``budget`` tokens; split oversized items."""
+        chunks: list[list[str]] = [[]]
+        used = 0
+        for number, item in enumerate(items, start=1):
+            for piece in self._pieces(number, item, budget):
+                size = self._count(piece) + 2
+                if chunks[-1] and used + size > budget:
+                    chunks.append([])
+                    used = 0
+                chunks[-1].append(piece)
+                used += size
+        return chunks
+
+    def _pieces(self, number: int, item: HistoryItem, budget: int) -> list[str]:
+        rendered = _render_item(number, item)
+        if self._count(rendered) <= budget:
+            return [rendered]
+        words = item.text.split()
+        pieces: list[str] = []
+        start = 0
+        while start < len(words):
+            low, high = start + 1, len(words)
+            while low < high:  # the longest run of words that fits
+                mid = (low + high + 1) // 2
+                text = " ".join(words[start:mid])
+                if self._count(_render_item(number, item, text)) <= budget:
+                    low = mid
+                else:
+                    high = mid - 1
+            pieces.append(
+                _render_item(
+                    number, item, f"(part {len(pieces) + 1}) " + " ".join(words[start:low])
+                )
+            )
+            start = low
+        return pieces
+
+    def _groups(self, drafts: list[ProfileDraft]) -> list[list[ProfileDraft]]:
+        groups: list[list[ProfileDraft]] = [[]]
+        used = 0
+        for draft in drafts:
+            size = self._count(_draft_json(draft)) + 4
+            if len(groups[-1]) >= 2 and used + size > self.chunk_tokens:
+                groups.append([])
+                used = 0
+            groups[-1].append(draft)
+            used += size
+        if len(groups) > 1 and len(groups[-1]) == 1:
+            groups[-2].extend(groups.pop())
+        return groups
+
+    # ----------------------------------------------------------------- prompts
+    def _request(
+        self, chunk: Sequence[str], part: tuple[int, int], base: ProfileDraft | None
+    ) -> list[BaseMessage]:
+        task = self.task
+        where = f" This is part {part[0]} of {part[1]} of the history." if part[1] > 1 else ""
+        if base is None:
+            head = (
+                f"Step back from the items below ({task.history}) and describe their author.{where}"
+                f" Focus on {task.focus}."
+            )
+        else:
+            head = (
+                f"Here is the current profile of an author:\n{_draft_json(base)}\n\n"
+                f"Below are new items ({task.history}) by the same author. Update the profile so "
+                "it covers the old and the new items; keep what still holds."
+            )
+        body = "\n\n".join(chunk)
+        return [
+            SystemMessage(_SYSTEM),
+            HumanMessage(
+                f"{head}\n\n{body}\n\nWrite {_FIELDS}. Describe habits across items; do not copy "
+                f"sentences.{self._answer_form()}"
+            ),
+        ]
+
+    def _merge_request(self, drafts: Sequence[ProfileDraft]) -> list[BaseMessage]:
+        parts = "\n".join(
+            f"Partial profile {i + 1}: {_draft_json(d)}" for i, d in enumerate(drafts)
+        )
+        return [
+            SystemMessage(_SYSTEM),
+            HumanMessage(
+                f"These partial profiles describe the same author, each from a part of their "
+                f"history ({self.task.history}).\n\n{parts}\n\nMerge them into one profile: keep "
+                f"what recurs, drop repetition. Write {_FIELDS}.{self._answer_form()}"
+            ),
+        ]
+
+    def _answer_form(self) -> str:
+        """The JSON template, only where the model is not already held to the schema (a small
+        model under a schema grammar copies a template's placeholders)."""
+        if self._mode == "tool":
+            return ""
+        return f" Answer with one JSON object of this form:\n{_JSON_FORM}"
+
+    # ----------------------------------------------------------------- LLM calls
+    def _default_counter(self) -> Callable[[str], int]:
+        own = (
+            type(self.llm).get_num_tokens is not BaseLanguageModel.get_num_tokens
+            or (type(self.llm).get_token_ids is not BaseLanguageModel.get_token_ids)
+            or getattr(self.llm, "custom_get_token_ids", None) is not None
+        )
+        if not own:
+            return _approximate_tokens
+        state = {"ok": True}
+
+        def count(text: str) -> int:
+            if state["ok"]:
+                try:
+                    return int(self.llm.get_num_tokens(text))
+                except Exception as err:  # e.g. a tokenizer that needs a download
+                    state["ok"] = False
+                    logger.warning("token counting with the model failed (%s); estimating", err)
+            return _approximate_tokens(text)
+
+        return count
+
+    def _structured_runnable(self, structured: str) -> tuple[Runnable, str]:
+        if structured in ("auto", "tool"):
+            try:
+                return self.llm.with_structured_output(ProfileDraft, include_raw=True), "tool"
+            except NotImplementedError:
+                if structured == "tool":
+                    raise InvalidArgumentError(
+                        f"{type(self.llm).__name__} has no structured output; use structured='json'"
+                    ) from None
+        return self.llm, "json"
+
+    def _read(self, answer: Any) -> tuple[ProfileDraft | None, str, str]:
+        """(draft or None, raw text, error) from a model answer in either mode."""
+        if self._mode == "tool":
+            raw = answer.get("raw")
+            text = _content_text(raw)
+            parsed = answer.get("parsed")
+            if isinstance(parsed, ProfileDraft) and not parsed.is_empty():
+                return parsed, text, ""
+            if text:
+                try:
+                    return parse_draft(text), text, ""
+                except ValueError as err:
+                    return None, text, str(err)
+            return None, text, str(answer.get("parsing_error") or "empty structured answer")
+        text = _content_text(answer)
+        try:
+            return parse_draft(text), text, ""
+        except ValueError as err:
+            return None, text, str(err)
+
+    def _repair(self, messages: list[BaseMessage], text: str, error: str) -> list[BaseMessage]:
+        return [
+            *messages,
+            AIMessage(text or "(empty answer)"),
+            HumanMessage(
+                f"That answer could not be used: {error}. Answer again, describing the author from "
+                f"the items.{self._answer_form()}"
+            ),
+        ]
+
+    def _fail(self, text: str, error: str) -> ProfileGenerationError:
+        return ProfileGenerationError(
+            f"{self.model} did not return a valid profile after one repair attempt ({error}); "
+            f"its last answer began {text[:120]!r}. The stored profile was kept. Use a more "
+            "capable model, or structured='json' if its tool calls are unreliable."
+        )
+
+    def _call(self, messages: list[BaseMessage], config: RunnableConfig) -> ProfileDraft:
+        draft, text, error = self._read(self._runnable.invoke(messages, config))
+        if draft is None:
+            repaired = self._repair(messages, text, error)
+            draft, text, error = self._read(self._runnable.invoke(repaired, config))
+        if draft is None:
+            raise self._fail(text, error)
+        return draft
+
+    async def _acall(
+        self,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        limit: asyncio.Semaphore | None = None,
+    ) -> ProfileDraft:
+        if limit is not None:
+            async with limit:
+                return await self._acall(messages, config)
+        draft, text, error = self._read(await self._runnable.ainvoke(messages, config))
+        if draft is None:
+            repaired = self._repair(messages, text, error)
+            draft, text, error = self._read(await self._runnable.ainvoke(repaired, config))
+        if draft is None:
+            raise self._fail(text, error)
+        return draft
+
+
+def _approximate_tokens(text: str) -> int:
+    """A conservative estimate (about 3 characters a token) for models without a tokenizer."""
+    return len(text) // 3 + 1
+
+
+def _content_text(message: Any) -> str:
+    if message is None:
+        return ""
+    if isinstance(message, str):
+        return message
+    content = getattr(message, "content", "")
+    if isinstance(content, list):
+        return "".join(
+            part.get("text", "") if isinstance(part, dict) else str(part) for part in content
+        )
+    return str(content)

@@ -1,0 +1,536 @@
+"""ProfileMemory: the one object that owns users' histories, their FAISS indexes and profiles.
+
+Every face (LangChain retriever, agent middleware, LlamaIndex memory) wraps a
+``ProfileMemory``; nothing else touches the store or the index.
+
+Example:
+    ```python
+    memory = ProfileMemory("./profiles")
+    memory.add("alice", [{"title": "Neural MT", "abstract": "We..."}])
+    memory.refresh(llm=chat_model)
+    memory.search("alice", "translation", k=2)
+    ```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+from langchain_core.language_models import BaseChatModel
+from tqdm.auto import tqdm
+
+from langchain_stepback_profile.distill import BuildMode, ProfileBuild, StepBackProfiler
+from langchain_stepback_profile.embeddings import (
+    MiniLMEmbeddings,
+    embedding_id,
+    encode_query,
+    encode_texts,
+)
+from langchain_stepback_profile.errors import (
+    DuplicateItemError,
+    InvalidArgumentError,
+    StoreError,
+    UnknownUserError,
+)
+from langchain_stepback_profile.history import HistoryItem, history_hash, to_history_items
+from langchain_stepback_profile.index import HistoryIndex
+from langchain_stepback_profile.profile import ProfileDraft, UserProfile
+from langchain_stepback_profile.store import STORE_FORMAT, ProfileStore, SQLiteProfileStore
+from langchain_stepback_profile.tasks import TaskSpec
+
+logger = logging.getLogger(__name__)
+
+RawItem = str | Mapping[str, Any] | HistoryItem
+_DB_NAME = "store.sqlite3"
+_INDEX_DIR = "indexes"
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One retrieved history item and its cosine similarity to the query."""
+
+    item: HistoryItem
+    score: float
+    user_id: str
+
+
+@dataclass
+class RefreshReport:
+    """What :meth:`ProfileMemory.refresh` did, per user and in total."""
+
+    builds: dict[str, ProfileBuild] = field(default_factory=dict)
+
+    @property
+    def llm_calls(self) -> int:
+        return sum(b.llm_calls for b in self.builds.values())
+
+    @property
+    def tokens(self) -> int:
+        return sum(b.input_tokens + b.output_tokens for b in self.builds.values())
+
+    def count(self, mode: BuildMode) -> int:
+        return sum(1 for b in self.builds.values() if b.mode == mode)
+
+    def __str__(self) -> str:
+        return (
+            f"{len(self.builds)} profiles: {self.count('built')} built, {self.count('updated')} "
+            f"updated, {self.count('unchanged')} unchanged; {self.llm_calls} LLM calls, "
+            f"{self.tokens} tokens"
+        )
+
+
+def check_user_id(user_id: Any) -> str:
+    """User ids are non-empty strings; anything else is refused before it touches the store."""
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise InvalidArgumentError(f"user id must be a non-empty string, got {user_id!r}")
+    return user_id
+
+
+def check_k(k: Any) -> int:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise InvalidArgumentError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+class ProfileMemory:
+    """Users' histories (SQLite + one FAISS index per user) and their step-back profiles.
+
+    Args:
+        path: folder of the store; created if missing, reopened if it exists.
+        embeddings: any LangChain ``Embeddings``; default all-MiniLM-L6-v2 (offline). A store
+            remembers its embedding model and refuses to open with another.
+        llm: the chat model that writes profiles (may also be given to :meth:`refresh`);
+            default the embedded local model (SmolLM2-135M-Instruct through llama.cpp).
+        task: what the histories are (see :mod:`~langchain_stepback_profile.tasks`); a task
+            name is remembered by the store and used when it is reopened without one.
+        store: a :class:`ProfileStore` to use instead of the SQLite file in ``path``.
+
+    Example:
+        ```python
+        memory = ProfileMemory("./profiles")
+        memory.add("alice", ["I love NMT", {"text": "BLEU is not enough"}])
+        # -> ['8c1f...', '02ab...']
+        ```
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        embeddings: Embeddings | None = None,
+        llm: BaseChatModel | None = None,
+        task: str | TaskSpec | None = None,
+        store: ProfileStore | None = None,
+        profiler_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._check_folder()
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.embeddings = embeddings or MiniLMEmbeddings()
+        self.llm = llm
+        self.task = task
+        self.profiler_options = dict(profiler_options or {})
+        self.store = store or SQLiteProfileStore(self.path / _DB_NAME)
+        self._lock = threading.RLock()
+        self._profiles: dict[str, UserProfile] = {}
+        self._embedding_id = embedding_id(self.embeddings)
+        self._index: HistoryIndex | None = None
+        self._checked: set[str] = set()
+        self._open_meta()
+
+    # ----------------------------------------------------------------- opening
+    def _check_folder(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreError(f"{self.path} is a file, not a store folder; pass a folder path")
+        if self.path.is_dir() and any(self.path.iterdir()) and not (self.path / _DB_NAME).exists():
+            raise StoreError(
+                f"{self.path} is not empty and holds no {_DB_NAME}: it is not a stepback-profile "
+                "store; pass a new or empty folder, or the folder of an existing store"
+            )
+
+    def _open_meta(self) -> None:
+        fmt = self.store.get_meta("format")
+        if fmt is None:
+            if self.store.users():
+                raise StoreError(f"{self.path} has data but no format marker; it is not a store")
+            self.store.set_meta("format", STORE_FORMAT)
+        elif fmt != STORE_FORMAT:
+            raise StoreError(f"{self.path} is a store of format {fmt!r}, expected {STORE_FORMAT!r}")
+        stored = self.store.get_meta("embedding_id")
+        if stored is not None and stored != self._embedding_id:
+            raise StoreError(
+                f"the store at {self.path} was built with embeddings {stored!r}, but this "
+                f"ProfileMemory uses {self._embedding_id!r}; open it with the same embeddings "
+                "or use a new path (vectors of two models cannot be mixed)"
+            )
+        if isinstance(self.task, str):  # a named task is remembered by the store
+            self.store.set_meta("task", self.task)
+        elif self.task is None:
+            self.task = self.store.get_meta("task")
+        dim = self.store.get_meta("dimension")
+        if dim is not None:
+            self._index = HistoryIndex(self.path / _INDEX_DIR, int(dim))
+
+    def _index_for(self, vectors: np.ndarray | None = None) -> HistoryIndex:
+        """The index, created on first use with the embedding dimension."""
+        if self._index is None:
+            dim = (
+                vectors.shape[1] if vectors is not None else len(encode_query(self.embeddings, "x"))
+            )
+            self.store.set_meta("embedding_id", self._embedding_id)
+            self.store.set_meta("dimension", str(dim))
+            self._index = HistoryIndex(self.path / _INDEX_DIR, dim)
+        elif vectors is not None and vectors.shape[1] != self._index.dim:
+            raise StoreError(
+                f"the embeddings return vectors of dimension {vectors.shape[1]} but the store at "
+                f"{self.path} holds dimension {self._index.dim}; use the store's embedding model"
+            )
+        return self._index
+
+    def _user_index(self, user_id: str) -> HistoryIndex:
+        """The index with the user's vectors reconciled against the store (crash recovery)."""
+        index = self._index_for()
+        if user_id in self._checked:
+            return index
+        with self._lock:
+            wanted = set(self.store.vids(user_id))
+            present = set(index.ids(user_id).tolist())
+            extra, missing = present - wanted, wanted - present
+            if extra or missing:
+                logger.warning(
+                    "index of user %r was out of step with the store (%d extra, %d missing "
+                    "vectors); repairing it",
+                    user_id,
+                    len(extra),
+                    len(missing),
+                )
+                index.remove(user_id, sorted(extra))
+                todo = self.store.items_by_vid(user_id, sorted(missing))
+                if todo:
+                    vectors = encode_texts(self.embeddings, [i.text for i in todo.values()])
+                    index.add(user_id, list(todo), vectors)
+                index.save(user_id)
+            self._checked.add(user_id)
+        return index
+
+    # ----------------------------------------------------------------- history
+    def users(self) -> list[str]:
+        """Every user with history or a profile, sorted."""
+        return self.store.users()
+
+    def items(self, user_id: str) -> list[HistoryItem]:
+        """The user's history items, oldest first."""
+        return [s.item for s in self.store.get_items(self._known(user_id))]
+
+    def _known(self, user_id: Any) -> str:
+        user_id = check_user_id(user_id)
+        if not self.store.has_user(user_id):
+            raise UnknownUserError(
+                f"unknown user {user_id!r}: this store has no history for them; add items first "
+                f"with memory.add({user_id!r}, [...]) (known users: {len(self.users())})"
+            )
+        return user_id
+
+    def add(
+        self, user_id: str, items: Iterable[RawItem] | RawItem, *, show_progress: bool = False
+    ) -> list[str]:
+        """Add items to a user's history; returns their ids (existing ids for items already stored).
+
+        An item already stored (same id, or same content) is not embedded again. An id that is
+        stored with different text is refused, and nothing of the batch is written.
+        """
+        user_id = check_user_id(user_id)  # before it is used as a dict key
+        return self.add_histories({user_id: items}, show_progress=show_progress)[user_id]
+
+    def add_histories(
+        self, histories: Mapping[str, Iterable[RawItem] | RawItem], *, show_progress: bool = True
+    ) -> dict[str, list[str]]:
+        """Add many users' items at once, embedding all new texts in shared batches.
+
+        Everything is validated before anything is written.
+        """
+        plans: dict[str, tuple[list[str], list[HistoryItem]]] = {}
+        with self._lock:
+            for user_id, raw in histories.items():
+                check_user_id(user_id)
+                plans[user_id] = self._plan_add(user_id, to_history_items(raw))
+            new = [(u, item) for u, (_, fresh) in plans.items() for item in fresh]
+            if new:
+                vectors = self._encode([item.text for _, item in new], show_progress)
+                index = self._index_for(vectors)
+                offset = 0
+                for user_id, (_, fresh) in plans.items():
+                    if not fresh:
+                        continue
+                    self._user_index(user_id)
+                    vids = self.store.add_items(user_id, fresh)
+                    index.add(user_id, vids, vectors[offset : offset + len(fresh)])
+                    index.save(user_id)
+                    offset += len(fresh)
+        return {user_id: ids for user_id, (ids, _) in plans.items()}
+
+    def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
+        if not show_progress:
+            return encode_texts(self.embeddings, texts)
+        # Chunks of length-sorted texts pad exactly like one big call, so the bar costs nothing.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        vectors: np.ndarray | None = None
+        with tqdm(total=len(texts), desc="embedding history", unit="item") as bar:
+            for start in range(0, len(order), 512):
+                chunk = order[start : start + 512]
+                part = encode_texts(self.embeddings, [texts[i] for i in chunk])
+                if vectors is None:
+                    vectors = np.empty((len(texts), part.shape[1]), dtype=np.float32)
+                vectors[chunk] = part
+                bar.update(len(chunk))
+        assert vectors is not None
+        return vectors
+
+    def _plan_add(
+        self, user_id: str, items: list[HistoryItem]
+    ) -> tuple[list[str], list[HistoryItem]]:
+        """(ids to return, items to store) after checking ids and contents against the store."""
+        by_id, by_hash = self.store.lookup(
+            user_id, [i.id for i in items], [i.content_hash for i in items]
+        )
+        ids: list[str] = []
+        fresh: list[HistoryItem] = []
+        batch_ids: dict[str, HistoryItem] = {}
+        batch_hashes: dict[str, str] = {}
+        for item in items:
+            stored = by_id.get(item.id)
+            earlier = batch_ids.get(item.id)
+            if (stored and stored.item.content_hash != item.content_hash) or (
+                earlier and earlier.content_hash != item.content_hash
+            ):
+                raise DuplicateItemError(
+                    f"item id {item.id!r} of user {user_id!r} is already used for different "
+                    "text; give this item a new id, or remove the old one first "
+                    "(memory.remove(user_id, [id]))"
+                )
+            if stored or earlier:
+                ids.append(item.id)
+                continue
+            same = by_hash.get(item.content_hash)
+            if same is not None:
+                ids.append(same.item.id)
+                continue
+            if item.content_hash in batch_hashes:
+                ids.append(batch_hashes[item.content_hash])
+                continue
+            batch_ids[item.id] = item
+            batch_hashes[item.content_hash] = item.id
+            fresh.append(item)
+            ids.append(item.id)
+        return ids, fresh
+
+    async def aadd(self, user_id: str, items: Iterable[RawItem] | RawItem) -> list[str]:
+        """Async :meth:`add` (embedding runs in a worker thread)."""
+        return await asyncio.to_thread(self.add, user_id, items)
+
+    def remove(self, user_id: str, item_ids: Sequence[str]) -> int:
+        """Remove items by id from a user's history; returns how many were removed."""
+        user_id = self._known(user_id)
+        if isinstance(item_ids, str):
+            item_ids = [item_ids]  # one id, not its characters
+        with self._lock:
+            index = self._user_index(user_id)
+            vids = self.store.remove_items(user_id, list(item_ids))
+            index.remove(user_id, vids)
+            index.save(user_id)
+        return len(vids)
+
+    # ----------------------------------------------------------------- search
+    def search(self, user_id: str, query: str, k: int = 4) -> list[SearchResult]:
+        """The user's k most similar history items (cosine), best first, from their history only."""
+        return self.search_many([user_id], query, k)[user_id]
+
+    def search_many(
+        self, user_ids: Sequence[str], query: str, k: int = 4
+    ) -> dict[str, list[SearchResult]]:
+        """Top-k per user for one query (embedded once), in the order of ``user_ids``."""
+        k = check_k(k)
+        users = [self._known(u) for u in user_ids]
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidArgumentError(f"query must be a non-empty string, got {query!r}")
+        vector = encode_query(self.embeddings, query)
+        if self._index is not None and vector.shape[0] != self._index.dim:
+            raise StoreError(
+                f"the embeddings return vectors of dimension {vector.shape[0]} but the store at "
+                f"{self.path} holds dimension {self._index.dim}; use the store's embedding model"
+            )
+        results: dict[str, list[SearchResult]] = {}
+        for user_id in users:
+            hits = self._user_index(user_id).search(user_id, vector, k)
+            found = self.store.items_by_vid(user_id, [vid for vid, _ in hits])
+            results[user_id] = [
+                SearchResult(found[vid], score, user_id) for vid, score in hits if vid in found
+            ]
+        return results
+
+    async def asearch(self, user_id: str, query: str, k: int = 4) -> list[SearchResult]:
+        """Async :meth:`search`."""
+        return await asyncio.to_thread(self.search, user_id, query, k)
+
+    async def asearch_many(
+        self, user_ids: Sequence[str], query: str, k: int = 4
+    ) -> dict[str, list[SearchResult]]:
+        """Async :meth:`search_many`."""
+        return await asyncio.to_thread(self.search_many, user_ids, query, k)
+
+    # ----------------------------------------------------------------- profiles
+    def _profile(self, user_id: str) -> UserProfile | None:
+        profile = self._profiles.get(user_id)
+        if profile is None:
+            profile = self.store.get_profile(user_id)
+            if profile is not None:
+                self._profiles[user_id] = profile
+        return profile
+
+    def get_profile(self, user_id: str) -> UserProfile | None:
+        """The user's latest profile, or ``None`` before the first :meth:`refresh`."""
+        return self._profile(self._known(user_id))
+
+    def profile_versions(self, user_id: str) -> list[UserProfile]:
+        """Every stored version of the user's profile, oldest first."""
+        return self.store.profile_versions(self._known(user_id))
+
+    def set_profile(self, user_id: str, draft: ProfileDraft) -> UserProfile:
+        """Store a hand-edited profile as a new version; refreshes update it, never replace it."""
+        user_id = self._known(user_id)
+        with self._lock:
+            previous = self._profile(user_id)
+            items = self.store.get_items(user_id)
+            profile = UserProfile.from_draft(
+                ProfileDraft.model_validate(draft.model_dump()),
+                user_id=user_id,
+                version=(previous.version + 1) if previous else 1,
+                history_hash=history_hash(s.item for s in items),
+                item_ids=[s.item.id for s in items],
+                model=previous.model if previous else "",
+                prompt_version=previous.prompt_version if previous else "",
+                task=previous.task if previous else "generic",
+                edited=True,
+            )
+            self._save_profile(profile)
+        return profile
+
+    def _save_profile(self, profile: UserProfile) -> None:
+        with self._lock:
+            self.store.put_profile(profile)
+            self._profiles[profile.user_id] = profile
+
+    def profiler(
+        self, llm: BaseChatModel | None = None, task: str | TaskSpec | None = None
+    ) -> StepBackProfiler:
+        """The profiler :meth:`refresh` uses: the given LLM, else this memory's, else the
+        embedded local model; the given task, else this memory's."""
+        llm = llm or self.llm
+        if llm is None:
+            from langchain_stepback_profile.llms import default_chat_model
+
+            llm = self.llm = default_chat_model()
+        return StepBackProfiler(llm, task=task or self.task, **self.profiler_options)
+
+    def _targets(self, user_ids: Sequence[str] | str | None) -> list[str]:
+        if isinstance(user_ids, str):
+            user_ids = [user_ids]
+        return [self._known(u) for u in user_ids] if user_ids is not None else self.users()
+
+    def refresh(
+        self,
+        user_ids: Sequence[str] | str | None = None,
+        llm: BaseChatModel | None = None,
+        *,
+        task: str | TaskSpec | None = None,
+        show_progress: bool = False,
+    ) -> RefreshReport:
+        """Build or update the step-back profiles of ``user_ids`` (default: every user).
+
+        Unchanged histories cost 0 LLM calls; added items update the profile incrementally.
+        A failed build raises and leaves the stored profile as it was.
+        """
+        profiler = self.profiler(llm, task)
+        report = RefreshReport()
+        targets = self._targets(user_ids)
+        for user_id in tqdm(targets, desc="profiles", unit="user", disable=not show_progress):
+            items = [s.item for s in self.store.get_items(user_id)]
+            build = profiler.build(user_id, items, self._profile(user_id))
+            self._record(build)
+            report.builds[user_id] = build
+        return report
+
+    async def arefresh(
+        self,
+        user_ids: Sequence[str] | str | None = None,
+        llm: BaseChatModel | None = None,
+        *,
+        task: str | TaskSpec | None = None,
+        max_concurrency: int = 4,
+        show_progress: bool = False,
+    ) -> RefreshReport:
+        """Async :meth:`refresh`: up to ``max_concurrency`` users are built at the same time,
+        with at most ``max_concurrency`` LLM calls in flight (long histories make several)."""
+        profiler = self.profiler(llm, task)
+        targets = self._targets(user_ids)
+        limit = asyncio.Semaphore(check_k(max_concurrency))
+        calls = asyncio.Semaphore(max_concurrency)  # LLM calls in flight, across all users
+        report = RefreshReport()
+        bar = tqdm(total=len(targets), desc="profiles", unit="user", disable=not show_progress)
+
+        async def one(user_id: str) -> None:
+            async with limit:
+                items = [s.item for s in self.store.get_items(user_id)]
+                build = await profiler.abuild(user_id, items, self._profile(user_id), limit=calls)
+                self._record(build)
+                report.builds[user_id] = build
+                bar.update(1)
+
+        try:
+            await asyncio.gather(*(one(u) for u in targets))
+        finally:
+            bar.close()
+        report.builds = {u: report.builds[u] for u in targets if u in report.builds}
+        return report
+
+    def _record(self, build: ProfileBuild) -> None:
+        if build.mode != "unchanged":
+            self._save_profile(build.profile)
+
+    # ----------------------------------------------------------------- forgetting
+    def forget(self, user_id: str) -> dict[str, int]:
+        """Remove every trace of a user: vectors, items, profile versions, caches.
+
+        Returns counts of what was removed.
+        """
+        user_id = self._known(user_id)
+        with self._lock:
+            vectors = self._index.count(user_id) if self._index is not None else 0
+            if self._index is not None:  # vectors first: a crash before the rows go is repaired
+                self._index.delete(user_id)
+            report = self.store.delete_user(user_id)
+            self._profiles.pop(user_id, None)
+            self._checked.discard(user_id)
+        return {
+            "items": report.items,
+            "vectors": vectors,
+            "profile_versions": report.profile_versions,
+        }
+
+    def close(self) -> None:
+        """Close the store (the memory cannot be used afterwards)."""
+        self.store.close()
+
+    def __enter__(self) -> ProfileMemory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,153 @@
+"""The step-back profile: a user's history distilled into a short, inspectable record.
+
+Example:
+    >>> draft = ProfileDraft(interests=["machine translation"], keywords=["NMT"],
+    ...                      style=WritingStyle(tone="formal"), summary="Works on MT.")
+    >>> profile = UserProfile.from_draft(draft, user_id="alice", history_hash="h",
+    ...                                  item_ids=["p1"], model="m", prompt_version="1")
+    >>> print(profile.render().splitlines()[0])
+    Research interests / topics: machine translation
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_PLACEHOLDER = re.compile(
+    r"^(?:[\s.…_\-*]*|<[^<>]*>|\{\{[^{}]*\}\}|n/?a|none|null|string|unknown)$", re.I
+)
+
+
+def is_placeholder(text: str) -> bool:
+    """True for empty or template text a model copied instead of answering ("...", "<topic>")."""
+    return bool(_PLACEHOLDER.match(text.strip().strip("\"'")))
+
+
+def _as_list(value: Any) -> Any:
+    """Accept a list, or a comma/semicolon/newline separated string (small models do this);
+    drop placeholders and repeats."""
+    if isinstance(value, str):
+        value = re.split(r"[,;\n]+", value)
+    if isinstance(value, list):
+        parts = (str(v).strip(" -*•\t") for v in value)
+        return list(dict.fromkeys(p for p in parts if not is_placeholder(p)))
+    return value
+
+
+class WritingStyle(BaseModel):
+    """How the user writes.
+
+    Example:
+        >>> WritingStyle(tone="formal", length="8-10 words").length
+        '8-10 words'
+    """
+
+    tone: str = ""
+    length: str = ""
+    structure: str = ""
+    vocabulary: str = ""
+
+    @field_validator("tone", "length", "structure", "vocabulary", mode="before")
+    @classmethod
+    def _flatten(cls, value: Any) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value if not is_placeholder(str(v)))
+        if isinstance(value, str) and is_placeholder(value):
+            return ""
+        return value
+
+
+class ProfileDraft(BaseModel):
+    """What the LLM writes in the Gist step (the structured-output schema).
+
+    Example:
+        >>> ProfileDraft.model_validate({"interests": "parsing, MT", "summary": "x"}).interests
+        ['parsing', 'MT']
+    """
+
+    interests: list[str] = Field(
+        default_factory=list, description="research interests or main topics, short phrases"
+    )
+    keywords: list[str] = Field(
+        default_factory=list, description="recurring keywords or phrases the user uses"
+    )
+    style: WritingStyle = Field(
+        default_factory=WritingStyle,
+        description="writing style: tone, typical length, structure, vocabulary",
+    )
+    summary: str = Field(default="", description="two or three sentences about the user")
+
+    @field_validator("interests", "keywords", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _as_list(value)
+
+    @field_validator("summary", mode="before")
+    @classmethod
+    def _summary(cls, value: Any) -> Any:
+        return "" if value is None or (isinstance(value, str) and is_placeholder(value)) else value
+
+    @field_validator("style", mode="before")
+    @classmethod
+    def _style(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"tone": value}
+        return value
+
+    def is_empty(self) -> bool:
+        """True when the draft says nothing at all (a useless answer)."""
+        return not (self.interests or self.keywords or self.summary.strip())
+
+
+class UserProfile(ProfileDraft):
+    """A stored step-back profile with its provenance.
+
+    ``history_hash`` identifies the history it was distilled from, ``item_ids`` the items
+    it drew on; ``version`` increases with every rebuild or edit.
+
+    Example:
+        >>> p = UserProfile(user_id="alice", summary="Works on MT.")
+        >>> p.version
+        1
+    """
+
+    model_config = ConfigDict(frozen=False)
+
+    user_id: str
+    version: int = 1
+    history_hash: str = ""
+    item_ids: list[str] = Field(default_factory=list)
+    model: str = ""
+    prompt_version: str = ""
+    task: str = "generic"
+    edited: bool = False
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @classmethod
+    def from_draft(cls, draft: ProfileDraft, **provenance: Any) -> UserProfile:
+        """Attach provenance to what the LLM wrote."""
+        return cls(**draft.model_dump(), **provenance)
+
+    def draft(self) -> ProfileDraft:
+        """The content part alone (what an LLM reads back on an incremental update)."""
+        return ProfileDraft.model_validate(self.model_dump(include=set(ProfileDraft.model_fields)))
+
+    def render(self) -> str:
+        """The profile as prompt text, one field a line; empty fields are left out."""
+        lines = []
+        if self.interests:
+            lines.append("Research interests / topics: " + "; ".join(self.interests))
+        if self.keywords:
+            lines.append("Keywords: " + ", ".join(self.keywords))
+        style = [f"{name} {value}" for name, value in self.style.model_dump().items() if value]
+        if style:
+            lines.append("Style: " + "; ".join(style))
+        if self.summary:
+            lines.append("Summary: " + self.summary.strip())
+        return "\n".join(lines)

@@ -1,0 +1,164 @@
+"""StepBackProfileRetriever: profiles plus top-k history of an ordered group of users, as Documents.
+
+Example:
+    ```python
+    retriever = StepBackProfileRetriever(memory=memory, k=2)
+    docs = retriever.invoke("an abstract...", user_ids=["alice", "bob"])
+    [(d.metadata["user_id"], d.metadata["kind"]) for d in docs]
+    # -> [('alice', 'profile'), ('bob', 'profile'), ('alice', 'history'), ...]
+    ```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import RunnableConfig, ensure_config
+from pydantic import ConfigDict, Field
+
+from langchain_stepback_profile.errors import InvalidArgumentError
+from langchain_stepback_profile.memory import ProfileMemory, SearchResult, check_k, check_user_id
+
+logger = logging.getLogger(__name__)
+
+
+def profile_document(user_id: str, position: int, memory: ProfileMemory) -> Document | None:
+    """The user's profile as a Document, or None (with a warning) before it is built."""
+    profile = memory.get_profile(user_id)
+    if profile is None:
+        logger.warning("user %r has no profile yet; run memory.refresh() to build it", user_id)
+        return None
+    return Document(
+        page_content=profile.render(),
+        metadata={
+            "user_id": user_id,
+            "kind": "profile",
+            "position": position,
+            "profile_version": profile.version,
+        },
+    )
+
+
+def history_document(result: SearchResult, position: int) -> Document:
+    item = result.item
+    return Document(
+        page_content=item.text,
+        id=f"{result.user_id}/{item.id}",  # unique across users (co-authors share item ids)
+        metadata={
+            "user_id": result.user_id,
+            "kind": "history",
+            "position": position,
+            "item_id": item.id,
+            "score": result.score,
+            **({"input": item.input, "output": item.output} if item.output else {}),
+            **(
+                {"input_label": item.input_label, "output_label": item.output_label}
+                if item.output
+                else {}
+            ),
+        },
+    )
+
+
+def normalize_user_ids(user_ids: Any) -> list[str]:
+    """An ordered, de-duplicated list of user ids from a string or a sequence."""
+    if isinstance(user_ids, str):
+        user_ids = [user_ids]
+    if not isinstance(user_ids, Sequence) or not user_ids:
+        raise InvalidArgumentError(
+            "no users given: pass user_ids=[...] to the retriever, to invoke(), or in "
+            'config={"configurable": {"user_ids": [...]}}'
+        )
+    return list(dict.fromkeys(check_user_id(u) for u in user_ids))
+
+
+class StepBackProfileRetriever(BaseRetriever):
+    """Retrieves P_U (one profile per user, in order) then each user's top-k history items.
+
+    The users of a query come from, first to last wins: ``user_ids`` given here, then
+    ``config={"configurable": {"user_ids": [...]}}``, then ``invoke(query, user_ids=[...])``.
+    Author order matters and is kept: profiles first (user order), then history grouped by
+    user in the same order (the paper's x~ = [x; R_1,k; ...; R_n,k]).
+
+    Example:
+        ```python
+        retriever = StepBackProfileRetriever(memory=ProfileMemory("./profiles"), k=3)
+        retriever.invoke("abstract...", config={"configurable": {"user_ids": ["alice"]}})
+        ```
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    memory: ProfileMemory
+    k: int = Field(default=4, gt=0)
+    include_profiles: bool = True
+    include_history: bool = True
+    user_ids: list[str] | None = None
+
+    def _with_config_users(self, config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict:
+        configurable = ensure_config(config).get("configurable", {})
+        if "user_ids" not in kwargs:
+            users = configurable.get("user_ids", configurable.get("user_id"))
+            if users is not None:
+                kwargs["user_ids"] = users
+        return kwargs
+
+    def invoke(
+        self, input: str, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> list[Document]:
+        return super().invoke(input, config, **self._with_config_users(config, kwargs))
+
+    async def ainvoke(
+        self, input: str, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> list[Document]:
+        return await super().ainvoke(input, config, **self._with_config_users(config, kwargs))
+
+    def _resolve(self, user_ids: Any, k: Any) -> tuple[list[str], int]:
+        users = normalize_user_ids(user_ids if user_ids is not None else self.user_ids)
+        return users, check_k(self.k if k is None else k)
+
+    def _documents(
+        self, users: list[str], hits: dict[str, list[SearchResult]] | None
+    ) -> list[Document]:
+        docs: list[Document] = []
+        if self.include_profiles:
+            for position, user_id in enumerate(users):
+                doc = profile_document(user_id, position, self.memory)
+                if doc is not None:
+                    docs.append(doc)
+        for position, user_id in enumerate(users):
+            docs.extend(history_document(hit, position) for hit in (hits or {}).get(user_id, []))
+        return docs
+
+    def _get_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        user_ids: Sequence[str] | str | None = None,
+        k: int | None = None,
+    ) -> list[Document]:
+        users, k = self._resolve(user_ids, k)
+        hits = self.memory.search_many(users, query, k) if self.include_history else None
+        return self._documents(users, hits)
+
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        user_ids: Sequence[str] | str | None = None,
+        k: int | None = None,
+    ) -> list[Document]:
+        users, k = self._resolve(user_ids, k)
+        hits = await self.memory.asearch_many(users, query, k) if self.include_history else None
+        return await asyncio.to_thread(self._documents, users, hits)

@@ -1,0 +1,335 @@
+"""Where items and profiles live: one storage interface, SQLite by default.
+
+Vector ids (``vid``) are integers handed out by the store; the FAISS index keys its
+vectors by them, so the store stays the single source of truth for what a user has.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> store = SQLiteProfileStore(pathlib.Path(tempfile.mkdtemp()) / "store.sqlite3")
+    >>> store.users()
+    []
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from langchain_stepback_profile.errors import StoreError
+from langchain_stepback_profile.history import HistoryItem
+from langchain_stepback_profile.profile import UserProfile
+
+STORE_FORMAT = "stepback-profile-store/1"
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """A history item with the integer id its vector has in the user's index."""
+
+    vid: int
+    item: HistoryItem
+
+
+@dataclass(frozen=True)
+class ForgetReport:
+    """What :meth:`ProfileStore.delete_user` removed."""
+
+    items: int
+    profile_versions: int
+
+
+class ProfileStore(ABC):
+    """Storage interface for history items, profiles and store metadata.
+
+    Implementations must keep one user's rows unreachable from any other user id and
+    make each method atomic (all of it is written, or none).
+    """
+
+    @abstractmethod
+    def get_meta(self, key: str) -> str | None:
+        """A store-level setting (format, embedding model...)."""
+
+    @abstractmethod
+    def set_meta(self, key: str, value: str) -> None:
+        """Record a store-level setting."""
+
+    @abstractmethod
+    def users(self) -> list[str]:
+        """Every user with at least one item or a profile, sorted."""
+
+    @abstractmethod
+    def has_user(self, user_id: str) -> bool:
+        """True if the user has an item or a profile (cheap: no counting)."""
+
+    @abstractmethod
+    def count_items(self, user_id: str) -> int:
+        """How many items the user has."""
+
+    @abstractmethod
+    def vids(self, user_id: str) -> list[int]:
+        """The vector ids of the user's items."""
+
+    @abstractmethod
+    def get_items(self, user_id: str) -> list[StoredItem]:
+        """All of the user's items, oldest first."""
+
+    @abstractmethod
+    def items_by_vid(self, user_id: str, vids: Sequence[int]) -> dict[int, HistoryItem]:
+        """The user's items with these vector ids (others' ids are never returned)."""
+
+    @abstractmethod
+    def lookup(
+        self, user_id: str, item_ids: Iterable[str], hashes: Iterable[str]
+    ) -> tuple[dict[str, StoredItem], dict[str, StoredItem]]:
+        """Existing items of the user by id and by content hash."""
+
+    @abstractmethod
+    def add_items(self, user_id: str, items: Sequence[HistoryItem]) -> list[int]:
+        """Store new items in one transaction; returns their vector ids, in order."""
+
+    @abstractmethod
+    def remove_items(self, user_id: str, item_ids: Sequence[str]) -> list[int]:
+        """Delete items; returns the vector ids that were removed."""
+
+    @abstractmethod
+    def get_profile(self, user_id: str) -> UserProfile | None:
+        """The latest profile version, or ``None``."""
+
+    @abstractmethod
+    def profile_versions(self, user_id: str) -> list[UserProfile]:
+        """Every stored version, oldest first."""
+
+    @abstractmethod
+    def put_profile(self, profile: UserProfile) -> None:
+        """Store a new profile version (``profile.version`` must be new for that user)."""
+
+    @abstractmethod
+    def delete_user(self, user_id: str) -> ForgetReport:
+        """Remove all of the user's rows."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    vid INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    data TEXT NOT NULL,
+    UNIQUE (user_id, item_id)
+);
+CREATE INDEX IF NOT EXISTS items_by_hash ON items (user_id, content_hash);
+CREATE TABLE IF NOT EXISTS profiles (
+    user_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (user_id, version)
+);
+"""
+
+
+class SQLiteProfileStore(ProfileStore):
+    """The default store: one SQLite file, WAL journal, one transaction per write.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> store = SQLiteProfileStore(pathlib.Path(tempfile.mkdtemp()) / "s.sqlite3")
+        >>> store.add_items("alice", [HistoryItem(id="a", text="hello")])
+        [1]
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+            if tables and "meta" not in tables:
+                raise StoreError(
+                    f"{self.path} is a SQLite database of other software (tables: "
+                    f"{sorted(tables)[:5]}); use a new path for a stepback-profile store"
+                )
+            with self._transaction():
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    self._conn.execute(statement)
+        except sqlite3.DatabaseError as err:
+            self._conn.close()
+            raise StoreError(
+                f"{self.path} is not a readable SQLite database ({err}); it is corrupt or not "
+                "a stepback-profile store: restore it from a backup or use a new path"
+            ) from None
+        except StoreError:
+            self._conn.close()
+            raise
+
+    def _transaction(self):  # -> contextmanager
+        return _Transaction(self._conn, self._lock)
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction():
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def users(self) -> list[str]:
+        rows = self._query(
+            "SELECT user_id FROM items UNION SELECT user_id FROM profiles ORDER BY 1"
+        )
+        return [r[0] for r in rows]
+
+    def has_user(self, user_id: str) -> bool:
+        return bool(
+            self._query(
+                "SELECT EXISTS (SELECT 1 FROM items WHERE user_id = ?) "
+                "OR EXISTS (SELECT 1 FROM profiles WHERE user_id = ?)",
+                (user_id, user_id),
+            )[0][0]
+        )
+
+    def count_items(self, user_id: str) -> int:
+        return self._query("SELECT COUNT(*) FROM items WHERE user_id = ?", (user_id,))[0][0]
+
+    def vids(self, user_id: str) -> list[int]:
+        return [r[0] for r in self._query("SELECT vid FROM items WHERE user_id = ?", (user_id,))]
+
+    def get_items(self, user_id: str) -> list[StoredItem]:
+        rows = self._query("SELECT vid, data FROM items WHERE user_id = ? ORDER BY vid", (user_id,))
+        return [StoredItem(vid, HistoryItem.model_validate_json(data)) for vid, data in rows]
+
+    def items_by_vid(self, user_id: str, vids: Sequence[int]) -> dict[int, HistoryItem]:
+        found: dict[int, HistoryItem] = {}
+        vids = [int(v) for v in vids]
+        for start in range(0, len(vids), 500):
+            chunk = vids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            # "+user_id" keeps SQLite on the primary key instead of scanning the user's rows
+            rows = self._query(
+                f"SELECT vid, data FROM items WHERE +user_id = ? AND vid IN ({marks})",
+                (user_id, *chunk),
+            )
+            found.update((vid, HistoryItem.model_validate_json(data)) for vid, data in rows)
+        return found
+
+    def lookup(
+        self, user_id: str, item_ids: Iterable[str], hashes: Iterable[str]
+    ) -> tuple[dict[str, StoredItem], dict[str, StoredItem]]:
+        by_id: dict[str, StoredItem] = {}
+        by_hash: dict[str, StoredItem] = {}
+        searches = (("item_id", item_ids, by_id), ("content_hash", hashes, by_hash))
+        for column, keys, found in searches:
+            keys = list(dict.fromkeys(keys))
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._query(
+                    f"SELECT vid, {column}, data FROM items "
+                    f"WHERE user_id = ? AND {column} IN ({marks})",
+                    (user_id, *chunk),
+                )
+                for vid, key, data in rows:
+                    found.setdefault(key, StoredItem(vid, HistoryItem.model_validate_json(data)))
+        return by_id, by_hash
+
+    def add_items(self, user_id: str, items: Sequence[HistoryItem]) -> list[int]:
+        vids = []
+        with self._transaction():
+            for item in items:
+                cursor = self._conn.execute(
+                    "INSERT INTO items (user_id, item_id, content_hash, data) VALUES (?, ?, ?, ?)",
+                    (user_id, item.id, item.content_hash, item.model_dump_json()),
+                )
+                vids.append(int(cursor.lastrowid))
+        return vids
+
+    def remove_items(self, user_id: str, item_ids: Sequence[str]) -> list[int]:
+        with self._transaction():
+            found, _ = self.lookup(user_id, item_ids, [])
+            vids = [stored.vid for stored in found.values()]
+            self._conn.executemany(
+                "DELETE FROM items WHERE user_id = ? AND vid = ?", [(user_id, v) for v in vids]
+            )
+        return vids
+
+    def get_profile(self, user_id: str) -> UserProfile | None:
+        rows = self._query(
+            "SELECT data FROM profiles WHERE user_id = ? ORDER BY version DESC LIMIT 1", (user_id,)
+        )
+        return UserProfile.model_validate_json(rows[0][0]) if rows else None
+
+    def profile_versions(self, user_id: str) -> list[UserProfile]:
+        rows = self._query(
+            "SELECT data FROM profiles WHERE user_id = ? ORDER BY version", (user_id,)
+        )
+        return [UserProfile.model_validate_json(r[0]) for r in rows]
+
+    def put_profile(self, profile: UserProfile) -> None:
+        try:
+            with self._transaction():
+                self._conn.execute(
+                    "INSERT INTO profiles (user_id, version, data) VALUES (?, ?, ?)",
+                    (profile.user_id, profile.version, profile.model_dump_json()),
+                )
+        except sqlite3.IntegrityError:
+            raise StoreError(
+                f"profile version {profile.version} of user {profile.user_id!r} already exists: "
+                "another process updated this profile; reopen the store and refresh again"
+            ) from None
+
+    def delete_user(self, user_id: str) -> ForgetReport:
+        with self._transaction():
+            items = self._conn.execute("DELETE FROM items WHERE user_id = ?", (user_id,)).rowcount
+            versions = self._conn.execute(
+                "DELETE FROM profiles WHERE user_id = ?", (user_id,)
+            ).rowcount
+        return ForgetReport(items=items, profile_versions=versions)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error), holding the store lock."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
+        self._conn = conn
+        self._lock = lock
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        if self._conn.in_transaction:
+            self._depth = 1  # nested: the outer transaction commits
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()  # __exit__ does not run when __enter__ raises
+            raise
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if self._depth:
+                return
+            self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self._lock.release()

@@ -1,0 +1,253 @@
+"""create_personalized_chain / build_messages: one LLM call, the paper's prompt layout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import RunnableLambda
+from pydantic import Field
+
+from langchain_stepback_profile import (
+    InvalidArgumentError,
+    ProfileDraft,
+    ProfileMemory,
+    StepBackProfileRetriever,
+    UnknownUserError,
+    build_messages,
+    create_personalized_chain,
+    get_task,
+)
+from langchain_stepback_profile.usage import LLMUsage
+
+TITLE_TASK = get_task("scholarly_title")
+ABSTRACT = "We translate low-resource languages with back-translation and attention."
+
+
+class RecordingChat(BaseChatModel):
+    """Records the messages of every call and answers with a fixed text."""
+
+    reply: str = "A Personalized Title"
+    prompts: list[list[BaseMessage]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "recording-chat"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
+        self.prompts.append(list(messages))
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(self.reply))])
+
+
+@pytest.fixture
+def store(memory: ProfileMemory) -> ProfileMemory:
+    memory.add_histories(
+        {
+            "alice": [
+                {
+                    "id": "a1",
+                    "title": "Neural Machine Translation for Everyone",
+                    "abstract": "Encoder-decoder networks with attention translate text.",
+                },
+                {
+                    "id": "a2",
+                    "title": "Back-Translation Revisited",
+                    "abstract": "Synthetic parallel data for low-resource translation.",
+                },
+                {"id": "a3", "title": "Parsing Tweets", "abstract": "A parser for tweets."},
+            ],
+            "bob": [
+                "Cross-lingual embeddings align the vocabularies of two languages.",
+                "A cooking blog post about sourdough bread.",
+            ],
+        },
+        show_progress=False,
+    )
+    memory.set_profile(
+        "alice",
+        ProfileDraft(interests=["machine translation"], keywords=["NMT"], summary="Alice: MT."),
+    )
+    memory.set_profile(
+        "bob", ProfileDraft(interests=["cross-lingual NLP"], summary="Bob: embeddings.")
+    )
+    return memory
+
+
+def user_text(messages: list[BaseMessage]) -> str:
+    last = messages[-1]
+    assert isinstance(last, HumanMessage)
+    return last.content
+
+
+# --------------------------------------------------------------------------- one call
+
+
+def test_one_llm_call_per_query_with_profiles_and_history_in_the_prompt(
+    store: ProfileMemory,
+) -> None:
+    llm = RecordingChat()
+    retriever = StepBackProfileRetriever(memory=store, k=2)
+    chain = create_personalized_chain(llm, retriever, task="scholarly_title")
+    usage = LLMUsage()
+
+    out = chain.invoke(
+        ABSTRACT, config={"configurable": {"user_ids": ["bob", "alice"]}, "callbacks": [usage]}
+    )
+
+    assert out == "A Personalized Title"
+    assert usage.calls == 1
+    [messages] = llm.prompts
+    assert len(messages) == 1  # everything in one user turn
+    prompt = user_text(messages)
+
+    # P_U in author order: bob first, then alice
+    bob = f"Author 1 (bob):\n{store.get_profile('bob').render()}"
+    alice = f"Author 2 (alice):\n{store.get_profile('alice').render()}"
+    assert bob in prompt and alice in prompt
+    assert prompt.index(bob) < prompt.index(alice)
+
+    # the retrieved items, grouped by author in the same order
+    docs = retriever.invoke(ABSTRACT, user_ids=["bob", "alice"])
+    history = [d for d in docs if d.metadata["kind"] == "history"]
+    assert len(history) == 4
+    positions = []
+    for doc in history:
+        if doc.metadata.get("output"):
+            block = f"[Author 2] Abstract: {doc.metadata['input']}\nTitle: {doc.metadata['output']}"
+        else:
+            block = f"[Author 1] {doc.page_content}"
+        assert block in prompt
+        positions.append(prompt.index(block))
+    assert positions == sorted(positions)
+    assert prompt.index(alice) < min(positions)
+
+    # the instruction sits right before the input, after profiles and history
+    request = f"{TITLE_TASK.instruction} {ABSTRACT}"
+    assert request in prompt
+    assert prompt.index(request) > max(positions)
+    assert prompt.count(TITLE_TASK.instruction) == 1
+    tail = prompt[prompt.index(request) + len(request) :]
+    assert "Author" not in tail
+    assert TITLE_TASK.output_name in tail
+
+
+def test_each_query_costs_exactly_one_call(store: ProfileMemory) -> None:
+    llm = RecordingChat()
+    chain = create_personalized_chain(
+        llm, StepBackProfileRetriever(memory=store, k=1, user_ids=["alice"])
+    )
+    usage = LLMUsage()
+    for query in ("translation", "parsing tweets", "bread"):
+        chain.invoke(query, config={"callbacks": [usage]})
+    assert usage.calls == 3
+    assert len(llm.prompts) == 3
+    results = chain.batch(["a", "b"], config={"callbacks": [usage]})
+    assert results == ["A Personalized Title"] * 2
+    assert usage.calls == 5
+
+
+def test_per_input_users_in_batch(store: ProfileMemory) -> None:
+    llm = RecordingChat()
+    chain = create_personalized_chain(llm, StepBackProfileRetriever(memory=store, k=1))
+    chain.batch(
+        ["translation", "translation"],
+        config=[
+            {"configurable": {"user_ids": ["alice"]}},
+            {"configurable": {"user_ids": ["bob"]}},
+        ],
+    )
+    prompts = sorted(user_text(p) for p in llm.prompts)
+    assert sum("Author 1 (alice)" in p for p in prompts) == 1
+    assert sum("Author 1 (bob)" in p for p in prompts) == 1
+    assert not any("(alice)" in p and "(bob)" in p for p in prompts)
+
+
+async def test_ainvoke(store: ProfileMemory) -> None:
+    llm = RecordingChat(reply="Async Title")
+    chain = create_personalized_chain(llm, StepBackProfileRetriever(memory=store, k=1))
+    usage = LLMUsage()
+    out = await chain.ainvoke(
+        {"input": ABSTRACT}, config={"configurable": {"user_ids": ["alice"]}, "callbacks": [usage]}
+    )
+    assert out == "Async Title"
+    assert usage.calls == 1
+    assert ABSTRACT in user_text(llm.prompts[0])
+
+
+def test_dict_input_is_accepted(store: ProfileMemory) -> None:
+    llm = RecordingChat()
+    chain = create_personalized_chain(
+        llm, StepBackProfileRetriever(memory=store, k=1, user_ids=["bob"])
+    )
+    assert chain.invoke({"input": ABSTRACT}) == "A Personalized Title"
+    assert ABSTRACT in user_text(llm.prompts[0])
+
+
+def test_return_context_shape(store: ProfileMemory) -> None:
+    llm = RecordingChat()
+    retriever = StepBackProfileRetriever(memory=store, k=2, user_ids=["alice", "bob"])
+    chain = create_personalized_chain(llm, retriever, task="scholarly_title", return_context=True)
+
+    result = chain.invoke(ABSTRACT)
+
+    assert set(result) == {"output", "documents", "messages"}
+    assert result["output"] == "A Personalized Title"
+    assert all(isinstance(d, Document) for d in result["documents"])
+    expected = retriever.invoke(ABSTRACT)
+    assert [d.page_content for d in result["documents"]] == [d.page_content for d in expected]
+    assert result["messages"] == llm.prompts[0]
+    assert result["messages"] == build_messages(ABSTRACT, result["documents"], TITLE_TASK)
+    assert len(llm.prompts) == 1
+
+
+@pytest.mark.parametrize("bad", ["", "   ", 42, None, ["a list"], {"input": ""}, {"query": "x"}])
+def test_bad_input_is_refused_before_any_call(bad: Any) -> None:
+    llm = RecordingChat()
+    seen: list[str] = []
+    chain = create_personalized_chain(llm, RunnableLambda(lambda q: seen.append(q) or []))
+    with pytest.raises(InvalidArgumentError, match="non-empty string"):
+        chain.invoke(bad)
+    assert llm.prompts == []
+    assert seen == []  # nor any retrieval
+
+
+def test_missing_users_and_unknown_users_surface(store: ProfileMemory) -> None:
+    llm = RecordingChat()
+    chain = create_personalized_chain(llm, StepBackProfileRetriever(memory=store))
+    with pytest.raises(InvalidArgumentError, match="user_ids"):
+        chain.invoke(ABSTRACT)
+    with pytest.raises(UnknownUserError):
+        chain.invoke(ABSTRACT, config={"configurable": {"user_ids": ["mallory"]}})
+    assert llm.prompts == []
+
+
+def test_unknown_task_is_refused() -> None:
+    with pytest.raises(InvalidArgumentError, match="unknown task"):
+        create_personalized_chain(RecordingChat(), RunnableLambda(lambda q: []), task="nope")
+
+
+# --------------------------------------------------------------------------- build_messages
+
+
+def test_build_messages_without_context_is_just_the_request() -> None:
+    [message] = build_messages("some tweet", [], get_task("tweet_paraphrase"))
+    assert isinstance(message, HumanMessage)
+    spec = get_task("tweet_paraphrase")
+    assert message.content.startswith(f"{spec.instruction} some tweet")
+    assert "Author" not in message.content
+
+
+def test_build_messages_profiles_only() -> None:
+    docs = [
+        Document("Summary: B.", metadata={"user_id": "b", "kind": "profile", "position": 0}),
+        Document("Summary: A.", metadata={"user_id": "a", "kind": "profile", "position": 1}),
+    ]
+    [message] = build_messages("x", docs, get_task("generic"))
+    text = message.content
+    assert text.index("Author 1 (b):\nSummary: B.") < text.index("Author 2 (a):\nSummary: A.")
+    assert "Earlier work" not in text
+    assert text.index("Author 2") < text.index(get_task("generic").instruction)

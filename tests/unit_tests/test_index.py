@@ -1,0 +1,259 @@
+"""HistoryIndex on real FAISS files: cosine search, persistence, per-user files, damage handling."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+from langchain_stepback_profile import HistoryIndex, MiniLMEmbeddings, StoreError
+from langchain_stepback_profile.index import atomic_write_bytes, user_key
+
+DIM = 8
+
+
+def unit(*rows: list[float]) -> np.ndarray:
+    vectors = np.asarray(rows, dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def random_unit(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
+    vectors = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> HistoryIndex:
+    return HistoryIndex(tmp_path / "indexes", dim=DIM)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".faiss"))
+
+
+# ---------------------------------------------------------------- add / search
+def test_search_returns_cosine_scores_best_first(index: HistoryIndex) -> None:
+    vectors = unit([1, 0, 0, 0, 0, 0, 0, 0], [1, 1, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0])
+    index.add("alice", [10, 20, 30], vectors)
+    hits = index.search("alice", unit([1, 0, 0, 0, 0, 0, 0, 0])[0], k=3)
+    assert [vid for vid, _ in hits] == [10, 20, 30]
+    assert [score for _, score in hits] == pytest.approx([1.0, np.sqrt(0.5), 0.0], abs=1e-6)
+
+
+def test_scores_equal_dot_products_of_unit_vectors(index: HistoryIndex) -> None:
+    vectors = random_unit(50)
+    index.add("alice", list(range(100, 150)), vectors)
+    query = random_unit(1, seed=1)[0]
+    hits = index.search("alice", query, k=10)
+    expected = vectors @ query
+    order = np.argsort(-expected)[:10]
+    assert [vid for vid, _ in hits] == [100 + int(i) for i in order]
+    assert [s for _, s in hits] == pytest.approx(expected[order].tolist(), abs=1e-5)
+    assert all(a >= b for (_, a), (_, b) in itertools.pairwise(hits))
+
+
+def test_real_minilm_vectors(tmp_path: Path, embeddings: MiniLMEmbeddings) -> None:
+    texts = ["neural machine translation", "protein folding", "football world cup final"]
+    real = HistoryIndex(tmp_path / "real", dim=embeddings.dimension)
+    real.add("alice", [1, 2, 3], embeddings.encode(texts))
+    hits = real.search("alice", embeddings.encode(["translating text with neural networks"])[0], 3)
+    assert hits[0][0] == 1
+    assert -1.0 <= hits[-1][1] <= hits[0][1] <= 1.0 + 1e-5
+
+
+def test_k_larger_than_size_returns_everything(index: HistoryIndex) -> None:
+    index.add("alice", [1, 2], random_unit(2))
+    hits = index.search("alice", random_unit(1, seed=3)[0], k=50)
+    assert sorted(vid for vid, _ in hits) == [1, 2]
+
+
+def test_search_unknown_or_empty_user(index: HistoryIndex) -> None:
+    assert index.search("nobody", random_unit(1)[0], k=5) == []
+    assert index.count("nobody") == 0
+    assert index.ids("nobody").tolist() == []
+    assert not index.path("nobody").exists()  # reading never creates files
+
+
+def test_users_are_separate(index: HistoryIndex) -> None:
+    same = random_unit(3)
+    index.add("alice", [1, 2, 3], same)
+    index.add("bob", [4, 5, 6], same)
+    for query in random_unit(20, seed=9):
+        assert {vid for vid, _ in index.search("alice", query, k=10)} == {1, 2, 3}
+        assert {vid for vid, _ in index.search("bob", query, k=10)} == {4, 5, 6}
+
+
+def test_add_checks_shape(index: HistoryIndex) -> None:
+    with pytest.raises(StoreError, match="dimension 8"):
+        index.add("alice", [1], random_unit(1, dim=4))
+    with pytest.raises(StoreError):
+        index.add("alice", [1], random_unit(1)[0])  # 1-D
+    assert index.count("alice") == 0
+
+
+def test_remove(index: HistoryIndex) -> None:
+    index.add("alice", [1, 2, 3], random_unit(3))
+    assert index.remove("alice", [2, 99]) == 1
+    assert sorted(index.ids("alice").tolist()) == [1, 3]
+    assert {vid for vid, _ in index.search("alice", random_unit(1, 5)[0], k=10)} == {1, 3}
+    assert index.remove("alice", []) == 0
+    assert index.remove("nobody", [1]) == 0
+
+
+# ---------------------------------------------------------------- persistence
+def test_save_and_reload_equals_before(index: HistoryIndex, tmp_path: Path) -> None:
+    vectors = random_unit(30)
+    vids = list(range(1000, 1030))
+    index.add("alice", vids, vectors)
+    index.remove("alice", [1005])
+    index.save("alice")
+    queries = random_unit(5, seed=4)
+    before = [index.search("alice", q, k=7) for q in queries]
+
+    reloaded = HistoryIndex(tmp_path / "indexes", dim=DIM)
+    assert reloaded.count("alice") == 29
+    assert sorted(reloaded.ids("alice").tolist()) == sorted(set(vids) - {1005})
+    assert [reloaded.search("alice", q, k=7) for q in queries] == before
+    assert leftovers(tmp_path / "indexes") == []
+
+
+def test_unsaved_changes_are_not_on_disk(index: HistoryIndex, tmp_path: Path) -> None:
+    index.add("alice", [1], random_unit(1))
+    index.save("alice")
+    index.add("alice", [2], random_unit(1, seed=2))
+    assert HistoryIndex(tmp_path / "indexes", dim=DIM).count("alice") == 1
+
+
+def test_delete(index: HistoryIndex, tmp_path: Path) -> None:
+    index.add("alice", [1], random_unit(1))
+    index.add("bob", [2], random_unit(1))
+    index.save("alice")
+    index.save("bob")
+    assert index.delete("alice") is True
+    assert not index.path("alice").exists()
+    assert index.count("alice") == 0  # gone from memory too
+    assert index.delete("alice") is False
+    assert HistoryIndex(tmp_path / "indexes", dim=DIM).count("bob") == 1
+
+
+# ---------------------------------------------------------------- file names
+@pytest.mark.parametrize(
+    "user_id", ["../../etc/passwd", "a/b", "/abs/path", "..", "C:\\x", "x\x00y", "ü👍", " "]
+)
+def test_user_files_are_named_by_hash(index: HistoryIndex, tmp_path: Path, user_id: str) -> None:
+    path = index.path(user_id)
+    assert path.parent == index.folder
+    assert path.name == f"{user_key(user_id)}.faiss"
+    assert len(user_key(user_id)) == 40 and all(c in "0123456789abcdef" for c in user_key(user_id))
+    index.add(user_id, [1], random_unit(1))
+    index.save(user_id)
+    everything = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert everything == [path]
+    assert HistoryIndex(tmp_path / "indexes", dim=DIM).count(user_id) == 1
+
+
+def test_distinct_users_get_distinct_files(index: HistoryIndex) -> None:
+    names = {index.path(u).name for u in ["alice", "Alice", "alice ", "a/b", "a_b", "a\\b"]}
+    assert len(names) == 6
+
+
+# ---------------------------------------------------------------- damaged files
+@pytest.mark.parametrize("damage", ["garbage", "empty", "truncated"])
+def test_unreadable_file_is_treated_as_empty(
+    index: HistoryIndex, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    index.add("alice", [1, 2], random_unit(2))
+    index.save("alice")
+    path = index.path("alice")
+    good = path.read_bytes()
+    path.write_bytes(
+        {"garbage": os.urandom(4096), "empty": b"", "truncated": good[: len(good) // 3]}[damage]
+    )
+    fresh = HistoryIndex(tmp_path / "indexes", dim=DIM)
+    with caplog.at_level(logging.WARNING, logger="langchain_stepback_profile.index"):
+        assert fresh.count("alice") == 0
+    assert any(
+        "unreadable" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records
+    )
+    # it can be rebuilt and saved over the damaged file
+    fresh.add("alice", [1], random_unit(1))
+    fresh.save("alice")
+    assert HistoryIndex(tmp_path / "indexes", dim=DIM).count("alice") == 1
+
+
+def test_wrong_dimension_file_raises_store_error(index: HistoryIndex, tmp_path: Path) -> None:
+    index.add("alice", [1], random_unit(1))
+    index.save("alice")
+    other = HistoryIndex(tmp_path / "indexes", dim=16)
+    with pytest.raises(StoreError) as err:
+        other.count("alice")
+    message = str(err.value)
+    assert "dimension 8" in message and "dimension 16" in message
+    assert "another embedding model" in message
+    assert index.path("alice").exists()  # not deleted or overwritten
+
+
+@pytest.mark.parametrize("kind", ["IndexFlatIP", "IndexFlatL2", "IndexIDMap"])
+def test_foreign_index_file_raises_store_error(index: HistoryIndex, kind: str) -> None:
+    if kind == "IndexIDMap":
+        other = faiss.IndexIDMap(faiss.IndexFlatIP(DIM))
+        other.add_with_ids(random_unit(2), np.array([1, 2], dtype=np.int64))
+    else:
+        other = getattr(faiss, kind)(DIM)
+        other.add(random_unit(2))
+    index.path("alice").write_bytes(faiss.serialize_index(other).tobytes())
+    with pytest.raises(StoreError, match=f"holds a {kind} .*expected IndexIDMap2 of dimension 8"):
+        index.search("alice", random_unit(1)[0], k=1)
+
+
+# ---------------------------------------------------------------- atomic writes
+def test_atomic_write_replaces_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    target = tmp_path / "f.bin"
+    atomic_write_bytes(target, b"old")
+    atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+@pytest.mark.parametrize("failing", ["replace", "fsync"])
+def test_failed_save_keeps_old_file(
+    index: HistoryIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    index.add("alice", [1, 2], random_unit(2))
+    index.save("alice")
+    old = index.path("alice").read_bytes()
+    index.add("alice", [3], random_unit(1, seed=7))
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, failing, boom)
+    with pytest.raises(OSError, match="No space left"):
+        index.save("alice")
+    monkeypatch.undo()
+
+    assert index.path("alice").read_bytes() == old
+    assert leftovers(tmp_path / "indexes") == []
+    assert HistoryIndex(tmp_path / "indexes", dim=DIM).count("alice") == 2
+    index.save("alice")  # works again once the disk is fine
+    assert HistoryIndex(tmp_path / "indexes", dim=DIM).count("alice") == 3
+
+
+def test_failed_first_save_leaves_nothing(
+    index: HistoryIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index.add("alice", [1], random_unit(1))
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        index.save("alice")
+    monkeypatch.undo()
+    assert list((tmp_path / "indexes").iterdir()) == []

@@ -1,0 +1,316 @@
+"""SQLiteProfileStore on real SQLite files: items, vector ids, profiles, isolation, atomicity."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from langchain_stepback_profile import HistoryItem, SQLiteProfileStore, StoreError, UserProfile
+from langchain_stepback_profile.store import ForgetReport, StoredItem
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteProfileStore]:
+    s = SQLiteProfileStore(tmp_path / "store.sqlite3")
+    yield s
+    s.close()
+
+
+def items(*texts: str, prefix: str = "p") -> list[HistoryItem]:
+    return [HistoryItem(id=f"{prefix}{i}", text=t) for i, t in enumerate(texts)]
+
+
+# ---------------------------------------------------------------- items
+def test_new_store_is_empty(store: SQLiteProfileStore) -> None:
+    assert store.users() == []
+    assert store.count_items("alice") == 0
+    assert store.get_items("alice") == []
+    assert store.get_profile("alice") is None
+    assert store.profile_versions("alice") == []
+
+
+def test_add_and_get_items(store: SQLiteProfileStore) -> None:
+    stored = items("first", "second", "third")
+    vids = store.add_items("alice", stored)
+    assert len(vids) == 3
+    got = store.get_items("alice")
+    assert [s.vid for s in got] == vids
+    assert [s.item for s in got] == stored  # round trip, oldest first
+    assert store.count_items("alice") == 3
+    assert store.users() == ["alice"]
+
+
+def test_item_fields_round_trip(store: SQLiteProfileStore) -> None:
+    item = HistoryItem(
+        id="D15-1001",
+        text="Title\nAbstract",
+        input="Abstract",
+        output="Title",
+        input_label="abstract",
+        output_label="title",
+        metadata={"year": 2015, "tags": ["rl", "games"], "unicode": "façade – ü"},
+    )
+    store.add_items("alice", [item])
+    assert store.get_items("alice")[0].item == item
+
+
+def test_vids_increase_and_are_never_reused(store: SQLiteProfileStore) -> None:
+    first = store.add_items("alice", items("a", "b"))
+    second = store.add_items("bob", items("c"))
+    assert first[0] < first[1] < second[0]
+    store.remove_items("bob", ["p0"])
+    store.remove_items("alice", ["p1"])
+    third = store.add_items("alice", items("d", prefix="q"))
+    assert third[0] > second[0]  # a removed vector id is never handed out again
+
+
+def test_add_empty_batch(store: SQLiteProfileStore) -> None:
+    assert store.add_items("alice", []) == []
+    assert store.users() == []
+
+
+def test_lookup_by_id_and_by_hash(store: SQLiteProfileStore) -> None:
+    stored = items("alpha", "beta")
+    vids = store.add_items("alice", stored)
+    by_id, by_hash = store.lookup(
+        "alice", ["p0", "missing"], [stored[1].content_hash, "0" * 64, stored[1].content_hash]
+    )
+    assert by_id == {"p0": StoredItem(vids[0], stored[0])}
+    assert by_hash == {stored[1].content_hash: StoredItem(vids[1], stored[1])}
+    assert store.lookup("bob", ["p0"], [stored[0].content_hash]) == ({}, {})
+    assert store.lookup("alice", [], []) == ({}, {})
+
+
+def test_lookup_many_keys(store: SQLiteProfileStore) -> None:
+    many = items(*(f"text {i}" for i in range(1200)))
+    store.add_items("alice", many)
+    by_id, by_hash = store.lookup("alice", [i.id for i in many], [i.content_hash for i in many])
+    assert len(by_id) == len(by_hash) == 1200
+
+
+def test_remove_items(store: SQLiteProfileStore) -> None:
+    vids = store.add_items("alice", items("a", "b", "c"))
+    removed = store.remove_items("alice", ["p0", "p2", "unknown"])
+    assert sorted(removed) == [vids[0], vids[2]]
+    assert [s.item.id for s in store.get_items("alice")] == ["p1"]
+    assert store.remove_items("alice", []) == []
+    assert store.remove_items("alice", ["p0"]) == []
+
+
+def test_remove_never_touches_other_users(store: SQLiteProfileStore) -> None:
+    store.add_items("alice", items("a"))
+    store.add_items("bob", items("a"))
+    assert store.remove_items("bob", ["p0"]) != []
+    assert store.count_items("alice") == 1
+
+
+def test_same_item_id_for_two_users(store: SQLiteProfileStore) -> None:
+    a = store.add_items("alice", items("alice's text"))
+    b = store.add_items("bob", items("bob's text"))
+    assert a != b
+    assert store.get_items("alice")[0].item.text == "alice's text"
+    assert store.get_items("bob")[0].item.text == "bob's text"
+
+
+def test_items_by_vid_only_returns_own_rows(store: SQLiteProfileStore) -> None:
+    alice = store.add_items("alice", items("a0", "a1"))
+    bob = store.add_items("bob", items("b0", "b1"))
+    assert store.items_by_vid("alice", bob) == {}
+    mixed = store.items_by_vid("alice", [*bob, *alice, 10_000])
+    assert set(mixed) == set(alice)
+    assert {item.text for item in mixed.values()} == {"a0", "a1"}
+    assert store.items_by_vid("bob", []) == {}
+    assert store.items_by_vid("mallory", [*alice, *bob]) == {}
+
+
+def test_users_are_sorted_and_include_profile_only_users(store: SQLiteProfileStore) -> None:
+    store.add_items("carol", items("c"))
+    store.add_items("alice", items("a"))
+    store.put_profile(UserProfile(user_id="bob", summary="no items yet"))
+    assert store.users() == ["alice", "bob", "carol"]
+
+
+def test_user_ids_are_data_not_sql(store: SQLiteProfileStore) -> None:
+    evil = "x' OR '1'='1"
+    store.add_items("alice", items("secret"))
+    store.add_items(evil, items("evil"))
+    assert [s.item.text for s in store.get_items(evil)] == ["evil"]
+    assert store.count_items(evil) == 1
+    assert store.delete_user(evil) == ForgetReport(items=1, profile_versions=0)
+    assert store.count_items("alice") == 1
+
+
+# ---------------------------------------------------------------- profiles
+def test_profile_versions(store: SQLiteProfileStore) -> None:
+    for version, summary in [(1, "first"), (3, "third"), (2, "second")]:
+        store.put_profile(UserProfile(user_id="alice", version=version, summary=summary))
+    latest = store.get_profile("alice")
+    assert latest is not None and latest.version == 3 and latest.summary == "third"
+    versions = store.profile_versions("alice")
+    assert [p.version for p in versions] == [1, 2, 3]
+    assert [p.summary for p in versions] == ["first", "second", "third"]
+    assert store.get_profile("bob") is None
+
+
+def test_profile_round_trip(store: SQLiteProfileStore) -> None:
+    profile = UserProfile(
+        user_id="alice",
+        interests=["machine translation"],
+        keywords=["NMT", "BLEU"],
+        summary="Works on MT.",
+        history_hash="h",
+        item_ids=["p1", "p2"],
+        model="m",
+        prompt_version="1",
+        edited=True,
+    )
+    store.put_profile(profile)
+    assert store.get_profile("alice") == profile
+
+
+def test_existing_profile_version_is_refused(store: SQLiteProfileStore) -> None:
+    store.put_profile(UserProfile(user_id="alice", version=1, summary="original"))
+    with pytest.raises(StoreError, match="another process"):
+        store.put_profile(UserProfile(user_id="alice", version=1, summary="overwrite"))
+    assert [p.summary for p in store.profile_versions("alice")] == ["original"]
+
+
+# ---------------------------------------------------------------- delete_user
+def test_delete_user_counts_and_leaves_others_intact(store: SQLiteProfileStore) -> None:
+    store.add_items("alice", items("a", "b", "c"))
+    store.put_profile(UserProfile(user_id="alice", version=1))
+    store.put_profile(UserProfile(user_id="alice", version=2))
+    bob_vids = store.add_items("bob", items("x", "y"))
+    store.put_profile(UserProfile(user_id="bob", summary="bob"))
+
+    assert store.delete_user("alice") == ForgetReport(items=3, profile_versions=2)
+
+    assert store.users() == ["bob"]
+    assert store.get_items("alice") == []
+    assert store.profile_versions("alice") == []
+    assert [s.vid for s in store.get_items("bob")] == bob_vids
+    bob_profile = store.get_profile("bob")
+    assert bob_profile is not None and bob_profile.summary == "bob"
+    assert store.delete_user("alice") == ForgetReport(items=0, profile_versions=0)
+
+
+# ---------------------------------------------------------------- meta
+def test_meta(store: SQLiteProfileStore) -> None:
+    assert store.get_meta("format") is None
+    store.set_meta("format", "v1")
+    store.set_meta("dimension", "384")
+    store.set_meta("format", "v2")
+    assert store.get_meta("format") == "v2"
+    assert store.get_meta("dimension") == "384"
+
+
+def test_data_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    first = SQLiteProfileStore(path)
+    vids = first.add_items("alice", items("a", "b"))
+    first.put_profile(UserProfile(user_id="alice", summary="s"))
+    first.set_meta("k", "v")
+    first.close()
+
+    again = SQLiteProfileStore(path)
+    try:
+        assert [s.vid for s in again.get_items("alice")] == vids
+        profile = again.get_profile("alice")
+        assert profile is not None and profile.summary == "s"
+        assert again.get_meta("k") == "v"
+        assert again.add_items("alice", items("c", prefix="q"))[0] > vids[-1]
+    finally:
+        again.close()
+
+
+# ---------------------------------------------------------------- atomicity
+def test_failed_batch_writes_nothing(store: SQLiteProfileStore) -> None:
+    store.add_items("alice", items("kept"))
+    batch = [
+        HistoryItem(id="n1", text="one"),
+        HistoryItem(id="n2", text="two"),
+        HistoryItem(id="n1", text="clash inside the batch"),
+    ]
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        store.add_items("alice", batch)
+    assert [s.item.text for s in store.get_items("alice")] == ["kept"]
+    assert store.lookup("alice", ["n1", "n2"], []) == ({}, {})
+    # the store is still usable, and the failed batch left no open transaction
+    assert len(store.add_items("alice", batch[:2])) == 2
+    assert store.count_items("alice") == 3
+
+
+def test_batch_clashing_with_stored_id_writes_nothing(store: SQLiteProfileStore) -> None:
+    store.add_items("alice", [HistoryItem(id="p1", text="kept")])
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add_items("alice", [HistoryItem(id="new", text="n"), HistoryItem(id="p1", text="x")])
+    assert [s.item.id for s in store.get_items("alice")] == ["p1"]
+
+
+def test_failed_transaction_start_releases_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    store = SQLiteProfileStore(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        store._conn.execute("PRAGMA busy_timeout=0")
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            store.add_items("alice", items("a"))
+        other.execute("ROLLBACK")
+
+        # another thread (asyncio.to_thread, a web server) must not deadlock afterwards
+        result: list[bool] = []
+
+        def other_thread() -> None:
+            got = store._lock.acquire(timeout=2)
+            result.append(got)
+            if got:
+                store._lock.release()
+
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join()
+        assert result == [True]
+        assert len(store.add_items("alice", items("a"))) == 1
+    finally:
+        other.close()
+        store.close()
+
+
+# ---------------------------------------------------------------- corrupt files
+def test_random_bytes_file_raises_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    path.write_bytes(os.urandom(8192))
+    with pytest.raises(StoreError) as err:
+        SQLiteProfileStore(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert "not a readable SQLite database" in message
+    assert "backup" in message and "new path" in message  # how to fix it
+
+
+def test_text_file_raises_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("these are my notes, not a database\n" * 200)
+    with pytest.raises(StoreError, match="corrupt or not a stepback-profile store"):
+        SQLiteProfileStore(path)
+    assert path.read_text().startswith("these are my notes")  # left untouched
+
+
+def test_foreign_sqlite_schema_raises_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError):
+        SQLiteProfileStore(path)
+    conn = sqlite3.connect(path)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.close()
+    assert tables == {"items"}  # the failed schema set-up was rolled back
