@@ -194,7 +194,16 @@ def faiss_compare(
     finally:
         faiss.omp_set_num_threads(before)
     o, b = bl.stats_ms(ours_t), bl.stats_ms(bare_t)
+    ours_threads = getattr(index, "search_threads", "absent")
+    if threads is not None:
+        mode = f"both on {threads} OpenMP thread(s)"
+    else:
+        ours_mode = (
+            f"search_threads={ours_threads}" if ours_threads != "absent" else f"{before} threads"
+        )
+        mode = f"as shipped: ours {ours_mode}, bare FAISS default {before} threads"
     return {
+        "mode": mode,
         "omp_threads": threads or before,
         "ours_history_index": o,
         "bare_index_flat_ip": b,
@@ -300,8 +309,12 @@ def run_scenario(
         users = [f"user-{u:05d}" for u in range(sc.users)]
         # First touch of every user in a fresh process: index file load + reconciliation
         # against the store + profile read (what the first query of a user pays on top).
+        # A one-user store is touched 5 times (the memory's caches emptied in between).
         cold: list[float] = []
-        for user in users:
+        for user in users if sc.users > 1 else users * 5:
+            memory._checked.discard(user)
+            memory._profiles.pop(user, None)
+            memory._index._indexes.pop(user, None)
             t = time.perf_counter()
             memory._user_index(user)
             memory.get_profile(user)
@@ -375,6 +388,19 @@ def run_scenario(
     return result
 
 
+def set_search_threads(memory: Any, threads: int | None) -> None:
+    """FAISS threads of our searches: ``None`` = every core (FAISS's default), ``n`` = n threads.
+
+    Uses ``HistoryIndex.search_threads`` where the library has it, and the calling thread's
+    OpenMP setting otherwise (older HistoryIndex without that knob).
+    """
+    import faiss
+
+    if hasattr(memory._index, "search_threads"):
+        memory._index.search_threads = threads
+    faiss.omp_set_num_threads(threads or os.cpu_count() or 1)
+
+
 def threads_variant(
     retriever: Any,
     emb: Any,
@@ -383,18 +409,19 @@ def threads_variant(
     log: bl.Progress,
     sc: Scenario,
 ) -> dict[str, Any]:
-    """What-if: OpenMP thread counts, interleaved query by query (rotating the order).
+    """What-if: thread counts of FAISS and torch, interleaved query by query (rotating order).
 
-    ``default``: as shipped (faiss and torch use every core); ``faiss_1_thread``: FAISS
-    searches with one OpenMP thread (the proposed HistoryIndex change);
-    ``faiss_and_torch_1_thread``: the query embedding also runs on one torch thread.
+    ``faiss_all_threads``: FAISS searches on every core; ``faiss_1_thread``: on one OpenMP
+    thread; ``faiss_and_torch_1_thread``: the query embedding also runs on one torch thread.
+    ``library_default`` says which mode the library ships.
     """
     import faiss
     import torch
 
+    shipped = getattr(memory._index, "search_threads", "absent")
     f_default, t_default = faiss.omp_get_max_threads(), torch.get_num_threads()
-    modes = {
-        "default": (f_default, t_default),
+    modes: dict[str, tuple[int | None, int]] = {
+        "faiss_all_threads": (None, t_default),
         "faiss_1_thread": (1, t_default),
         "faiss_and_torch_1_thread": (1, 1),
     }
@@ -404,15 +431,22 @@ def threads_variant(
         for i, item in enumerate(plan):
             for name in names[i % 3 :] + names[: i % 3]:
                 f_threads, t_threads = modes[name]
-                faiss.omp_set_num_threads(f_threads)
+                set_search_threads(memory, f_threads)
                 torch.set_num_threads(t_threads)
                 parts, _ = e2e_loop(retriever, emb, memory, [item], keep_vectors=False)
                 for key, values in parts.items():
                     runs[name].setdefault(key, []).extend(values)
     finally:
+        if shipped != "absent":
+            memory._index.search_threads = shipped
         faiss.omp_set_num_threads(f_default)
         torch.set_num_threads(t_default)
+    if shipped == "absent":
+        library_default = "faiss_all_threads"
+    else:
+        library_default = "faiss_all_threads" if shipped is None else f"faiss_{shipped}_thread"
     out: dict[str, Any] = {
+        "library_default": library_default,
         "queries": len(plan),
         "threads": {n: {"faiss": m[0], "torch": m[1]} for n, m in modes.items()},
     }
@@ -431,15 +465,22 @@ def threads_variant(
 # --------------------------------------------------------------------------- targets & report
 def evaluate(results: dict[str, Any], scenarios: list[Scenario]) -> dict[str, Any]:
     targets: dict[str, Any] = {}
-    ratios = {name: r["faiss_vs_bare"]["ratio_p50"] for name, r in results.items()}
+    ratios = {
+        name: max(r["faiss_vs_bare"]["ratio_p50"], r["faiss_vs_bare_1_thread"]["ratio_p50"])
+        for name, r in results.items()
+    }
     worst = max(ratios.values())
     targets["faiss_within_1_5x_of_bare"] = {
         "target": (
             f"HistoryIndex.search p50 <= {TARGET_FAISS_RATIO}x bare IndexFlatIP p50 "
-            "(same vectors, k, queries)"
+            "(same vectors, k, queries; the worse of the as-shipped and equal-threads "
+            "comparisons)"
         ),
         "ratio_p50_by_size": ratios,
-        "ratio_p99_by_size": {n: r["faiss_vs_bare"]["ratio_p99"] for n, r in results.items()},
+        "ratio_p99_by_size": {
+            n: max(r["faiss_vs_bare"]["ratio_p99"], r["faiss_vs_bare_1_thread"]["ratio_p99"])
+            for n, r in results.items()
+        },
         "met": worst <= TARGET_FAISS_RATIO,
     }
     big = next((s for s in scenarios if s.users == 1 and s.items_per_user == 100_000), None)
@@ -496,7 +537,7 @@ def markdown(payload: dict[str, Any]) -> str:
                 f"{e['faiss']['p50']:.3f} / {e['faiss']['p99']:.3f}",
                 f"{e['rest']['p50']:.2f} / {e['rest']['p99']:.2f}",
                 f"{e['without_embedding']['p50']:.2f} / {e['without_embedding']['p99']:.2f}",
-                f"{r['first_touch_per_user']['p50']:.1f}",
+                f"{r['first_touch_per_user']['p50']:.1f} / {r['first_touch_per_user']['max']:.1f}",
             ]
         )
         one = r.get("e2e_one_user")
@@ -525,7 +566,7 @@ def markdown(payload: dict[str, Any]) -> str:
             "FAISS (in e2e) p50 / p99",
             "rest: SQLite+profile+Docs p50 / p99",
             "e2e without embedding p50 / p99",
-            "first touch of a user p50 ms",
+            "first touch of a user p50 / max ms",
         ],
         rows,
     )
@@ -536,7 +577,7 @@ def markdown(payload: dict[str, Any]) -> str:
             rows2.append(
                 [
                     name,
-                    f["omp_threads"],
+                    f["mode"],
                     f"{f['ours_history_index']['p50']:.3f} / {f['ours_history_index']['p99']:.3f}",
                     f"{f['bare_index_flat_ip']['p50']:.3f} / {f['bare_index_flat_ip']['p99']:.3f}",
                     f"{f['ratio_p50']:.2f}",
@@ -547,7 +588,7 @@ def markdown(payload: dict[str, Any]) -> str:
     t2 = bl.md_table(
         [
             "store",
-            "faiss OpenMP threads",
+            "threads",
             "HistoryIndex.search p50 / p99 ms",
             "bare IndexFlatIP p50 / p99 ms",
             "ratio p50",
@@ -630,11 +671,13 @@ def markdown(payload: dict[str, Any]) -> str:
                 f"## What-if at {name}: OpenMP threads ({v['queries']} queries, the modes "
                 "interleaved query by query)",
                 "",
+                f"The library ships `{v['library_default']}`.",
+                "",
             ]
             rows4 = [
                 [
                     mode,
-                    f"{v['threads'][mode]['faiss']} / {v['threads'][mode]['torch']}",
+                    f"{v['threads'][mode]['faiss'] or 'all'} / {v['threads'][mode]['torch']}",
                     f"{s['total']['p50']:.1f} / {s['total']['p99']:.1f}",
                     f"{s['embedding']['p50']:.1f} / {s['embedding']['p99']:.1f}",
                     f"{s['faiss']['p50']:.2f} / {s['faiss']['p99']:.2f}",

@@ -197,13 +197,10 @@ class StepBackProfiler:
         self, user_id: str, items: Sequence[HistoryItem], previous: UserProfile | None = None
     ) -> ProfileBuild:
         """Build or update ``user_id``'s profile (synchronous)."""
-        mode = self.plan(items, previous)
-        if mode == "unchanged":
-            assert previous is not None
-            return ProfileBuild(previous, mode)
-        usage = LLMUsage()
-        steps = self._steps(items, previous if mode == "updated" else None)
-        config: RunnableConfig = {"callbacks": [usage], "run_name": "stepback_profile"}
+        mode, usage, steps = self._begin(items, previous)
+        if steps is None:
+            return ProfileBuild(previous, mode)  # type: ignore[arg-type]  # unchanged
+        config = self._config(usage)
         batch = next(steps)
         while True:
             # only the plan's own StopIteration ends the loop; one raised by a model propagates
@@ -211,9 +208,7 @@ class StepBackProfiler:
             try:
                 batch = steps.send(drafts)
             except StopIteration as done:
-                draft, chunks = done.value
-                break
-        return self._finish(user_id, items, previous, mode, draft, usage, chunks)
+                return self._finish(user_id, items, previous, mode, usage, *done.value)
 
     async def abuild(
         self,
@@ -227,21 +222,30 @@ class StepBackProfiler:
 
         ``limit`` (shared between builds) bounds how many LLM calls are in flight at once.
         """
+        mode, usage, steps = self._begin(items, previous)
+        if steps is None:
+            return ProfileBuild(previous, mode)  # type: ignore[arg-type]  # unchanged
+        config = self._config(usage)
+        batch = next(steps)
+        while True:
+            drafts = await asyncio.gather(*(self._acall(m, config, limit) for m in batch))
+            try:
+                batch = steps.send(list(drafts))
+            except StopIteration as done:
+                return self._finish(user_id, items, previous, mode, usage, *done.value)
+
+    def _begin(
+        self, items: Sequence[HistoryItem], previous: UserProfile | None
+    ) -> tuple[BuildMode, LLMUsage, Generator | None]:
+        """The build mode, a usage counter and the request plan (None when nothing changed)."""
         mode = self.plan(items, previous)
         if mode == "unchanged":
-            assert previous is not None
-            return ProfileBuild(previous, mode)
-        usage = LLMUsage()
-        steps = self._steps(items, previous if mode == "updated" else None)
-        config: RunnableConfig = {"callbacks": [usage], "run_name": "stepback_profile"}
-        try:
-            batch = next(steps)
-            while True:
-                drafts = await asyncio.gather(*(self._acall(m, config, limit) for m in batch))
-                batch = steps.send(list(drafts))
-        except StopIteration as done:
-            draft, chunks = done.value
-        return self._finish(user_id, items, previous, mode, draft, usage, chunks)
+            return mode, LLMUsage(), None
+        return mode, LLMUsage(), self._steps(items, previous if mode == "updated" else None)
+
+    @staticmethod
+    def _config(usage: LLMUsage) -> RunnableConfig:
+        return {"callbacks": [usage], "run_name": "stepback_profile"}
 
     def _finish(
         self,
@@ -249,8 +253,8 @@ class StepBackProfiler:
         items: Sequence[HistoryItem],
         previous: UserProfile | None,
         mode: BuildMode,
-        draft: ProfileDraft,
         usage: LLMUsage,
+        draft: ProfileDraft,
         chunks: int,
     ) -> ProfileBuild:
         profile = UserProfile.from_draft(

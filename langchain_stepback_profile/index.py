@@ -150,7 +150,7 @@ class HistoryIndex:
                     scores, vids = index.search(query, min(k, index.ntotal))
                 finally:
                     faiss.omp_set_num_threads(before)
-        return [(int(v), float(s)) for v, s in zip(vids[0], scores[0], strict=True) if v >= 0]
+        return [(v, s) for v, s in zip(vids[0].tolist(), scores[0].tolist(), strict=True) if v >= 0]
 
     def save(self, user_id: str) -> None:
         index = self.get(user_id)

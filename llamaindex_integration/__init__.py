@@ -1,1 +1,2 @@
-"""LlamaIndex face of langchain-stepback-profile: memory and retrieval over the same ProfileMemory core."""
+"""LlamaIndex face of langchain-stepback-profile: memory and retrieval over the same
+``ProfileMemory`` core."""
