@@ -71,8 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         title = chain.invoke(
             query["abstract"], config={"configurable": {"user_ids": users}, "callbacks": [usage]}
         )
-        print(f"Title ({label}, {usage.calls} LLM call): {title.strip()}")
-    print(f"\nDone in {time.perf_counter() - started:.1f} s")
+        first_line = next((line for line in title.splitlines() if line.strip()), "")
+        print(f"Title ({label}, {usage.calls} LLM call): {first_line.strip()}")
+    print(
+        f"\nDone in {time.perf_counter() - started:.1f} s. The embedded SmolLM2-135M is tiny: its "
+        "profiles are vague and its titles often copy a retrieved title. For real profiles use a "
+        "served model: stepback-profile --llm openai:MODEL --base-url URL ..."
+    )
     memory.close()
     return 0
 

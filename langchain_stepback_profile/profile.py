@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _PLACEHOLDER = re.compile(
-    r"^(?:[\s.…_\-*]*|<[^<>]*>|\{\{[^{}]*\}\}|n/?a|none|null|string|unknown)$", re.I
+    r"^(?:[\s.…_\-*]*|(?:<[^<>]*>\s*)+|(?:\{\{[^{}]*\}\}\s*)+|n/?a|none|null|string|unknown)$", re.I
 )
 
 
