@@ -197,9 +197,11 @@ class StepBackProfiler:
         self, user_id: str, items: Sequence[HistoryItem], previous: UserProfile | None = None
     ) -> ProfileBuild:
         """Build or update ``user_id``'s profile (synchronous)."""
-        mode, usage, steps = self._begin(items, previous)
+        mode, steps = self._begin(items, previous)
         if steps is None:
-            return ProfileBuild(previous, mode)  # type: ignore[arg-type]  # unchanged
+            assert previous is not None  # only a stored profile can be unchanged
+            return ProfileBuild(previous, mode)
+        usage = LLMUsage()
         config = self._config(usage)
         batch = next(steps)
         while True:
@@ -222,9 +224,11 @@ class StepBackProfiler:
 
         ``limit`` (shared between builds) bounds how many LLM calls are in flight at once.
         """
-        mode, usage, steps = self._begin(items, previous)
+        mode, steps = self._begin(items, previous)
         if steps is None:
-            return ProfileBuild(previous, mode)  # type: ignore[arg-type]  # unchanged
+            assert previous is not None  # only a stored profile can be unchanged
+            return ProfileBuild(previous, mode)
+        usage = LLMUsage()
         config = self._config(usage)
         batch = next(steps)
         while True:
@@ -236,12 +240,12 @@ class StepBackProfiler:
 
     def _begin(
         self, items: Sequence[HistoryItem], previous: UserProfile | None
-    ) -> tuple[BuildMode, LLMUsage, Generator | None]:
-        """The build mode, a usage counter and the request plan (None when nothing changed)."""
+    ) -> tuple[BuildMode, Generator | None]:
+        """The build mode and the request plan (None when nothing changed)."""
         mode = self.plan(items, previous)
         if mode == "unchanged":
-            return mode, LLMUsage(), None
-        return mode, LLMUsage(), self._steps(items, previous if mode == "updated" else None)
+            return mode, None
+        return mode, self._steps(items, previous if mode == "updated" else None)
 
     @staticmethod
     def _config(usage: LLMUsage) -> RunnableConfig:

@@ -188,12 +188,17 @@ class ProfileMemory:
             self.store.set_meta("embedding_id", self._embedding_id)
             self.store.set_meta("dimension", str(dim))
             self._index = HistoryIndex(self.path / _INDEX_DIR, dim)
-        elif vectors is not None and vectors.shape[1] != self._index.dim:
+        elif vectors is not None:
+            self._check_dimension(vectors.shape[1])
+        return self._index
+
+    def _check_dimension(self, dim: int) -> None:
+        """Vectors of another dimension than the store's are refused, never mixed in."""
+        if self._index is not None and dim != self._index.dim:
             raise StoreError(
-                f"the embeddings return vectors of dimension {vectors.shape[1]} but the store at "
+                f"the embeddings return vectors of dimension {dim} but the store at "
                 f"{self.path} holds dimension {self._index.dim}; use the store's embedding model"
             )
-        return self._index
 
     def _user_index(self, user_id: str) -> HistoryIndex:
         """The index with the user's vectors reconciled against the store (crash recovery)."""
@@ -362,11 +367,7 @@ class ProfileMemory:
         if not isinstance(query, str) or not query.strip():
             raise InvalidArgumentError(f"query must be a non-empty string, got {query!r}")
         vector = encode_query(self.embeddings, query)
-        if self._index is not None and vector.shape[0] != self._index.dim:
-            raise StoreError(
-                f"the embeddings return vectors of dimension {vector.shape[0]} but the store at "
-                f"{self.path} holds dimension {self._index.dim}; use the store's embedding model"
-            )
+        self._check_dimension(vector.shape[0])
         results: dict[str, list[SearchResult]] = {}
         for user_id in users:
             hits = self._user_index(user_id).search(user_id, vector, k)

@@ -59,9 +59,13 @@ def history_document(result: SearchResult, position: int) -> Document:
             "position": position,
             "item_id": item.id,
             "score": result.score,
-            **({"input": item.input, "output": item.output} if item.output else {}),
             **(
-                {"input_label": item.input_label, "output_label": item.output_label}
+                {
+                    "input": item.input,
+                    "output": item.output,
+                    "input_label": item.input_label,
+                    "output_label": item.output_label,
+                }
                 if item.output
                 else {}
             ),
