@@ -61,10 +61,11 @@ def format_history(docs: Sequence[Document]) -> str:
     return "\n\n".join(lines)
 
 
-def build_messages(text: str, docs: Sequence[Document], task: TaskSpec) -> list[BaseMessage]:
-    """The paper's layout: profiles, retrieved items, then the instruction right next to the input.
+def render_context(docs: Sequence[Document]) -> str:
+    """P_U then the retrieved items as one text block ('' when there is nothing to say).
 
-    Everything sits in one user turn, so small models keep the instruction beside the text.
+    The one rendering of retrieved context shared by chains, agent middleware and LlamaIndex
+    memory, so every face shows the model the same thing.
     """
     sections = []
     profiles = format_profiles(docs)
@@ -75,6 +76,16 @@ def build_messages(text: str, docs: Sequence[Document], task: TaskSpec) -> list[
     history = format_history(docs)
     if history:
         sections.append(f"Earlier work of the authors, most similar first:\n{history}")
+    return "\n\n".join(sections)
+
+
+def build_messages(text: str, docs: Sequence[Document], task: TaskSpec) -> list[BaseMessage]:
+    """The paper's layout: profiles, retrieved items, then the instruction right next to the input.
+
+    Everything sits in one user turn, so small models keep the instruction beside the text.
+    """
+    context = render_context(docs)
+    sections = [context] if context else []
     sections.append(
         f"{task.instruction} {text}\n\nWrite only the {task.output_name}, in the authors' style, "
         "with no explanation."
