@@ -15,12 +15,30 @@ from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage, HumanMessage
-from langchain_core.output_parsers import StrOutputParser
-from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableParallel
 
 from langchain_stepback_profile.errors import InvalidArgumentError
+from langchain_stepback_profile.llms import with_max_tokens
+from langchain_stepback_profile.output_control import Controlled, control, cut_to_length, first_line
+from langchain_stepback_profile.prompting import (
+    PromptStrategy,
+    build_prompt,
+    format_history,
+    format_profiles,
+    render_context,
+    resolve_strategy,
+)
 from langchain_stepback_profile.tasks import TaskSpec, get_task
+
+__all__ = [
+    "Personalizer",
+    "build_messages",
+    "create_personalized_chain",
+    "format_history",
+    "format_profiles",
+    "render_context",
+]
 
 
 def _input_text(value: Any) -> str:
@@ -33,64 +51,136 @@ def _input_text(value: Any) -> str:
     return value
 
 
-def format_profiles(docs: Sequence[Document]) -> str:
-    """P_U = [P_u1; ...; P_un]: the profile documents, numbered in author order."""
-    blocks = [
-        f"Author {d.metadata['position'] + 1} ({d.metadata['user_id']}):\n{d.page_content}"
-        for d in docs
-        if d.metadata.get("kind") == "profile"
-    ]
-    return "\n\n".join(blocks)
-
-
-def format_history(docs: Sequence[Document]) -> str:
-    """R_1,k; ...; R_n,k: retrieved history items, grouped by author in order."""
-    lines = []
-    for d in docs:
-        if d.metadata.get("kind") != "history":
-            continue
-        who = f"Author {d.metadata['position'] + 1}"
-        if d.metadata.get("output"):
-            out_label = str(d.metadata.get("output_label") or "output").capitalize()
-            in_label = str(d.metadata.get("input_label") or "input").capitalize()
-            lines.append(
-                f"[{who}] {in_label}: {d.metadata['input']}\n{out_label}: {d.metadata['output']}"
-            )
-        else:
-            lines.append(f"[{who}] {d.page_content}")
-    return "\n\n".join(lines)
-
-
-def render_context(docs: Sequence[Document]) -> str:
-    """P_U then the retrieved items as one text block ('' when there is nothing to say).
-
-    The one rendering of retrieved context shared by chains, agent middleware and LlamaIndex
-    memory, so every face shows the model the same thing.
-    """
-    sections = []
-    profiles = format_profiles(docs)
-    if profiles:
-        sections.append(
-            f"Profiles of the authors, in author order (the first author leads):\n{profiles}"
-        )
-    history = format_history(docs)
-    if history:
-        sections.append(f"Earlier work of the authors, most similar first:\n{history}")
-    return "\n\n".join(sections)
-
-
 def build_messages(text: str, docs: Sequence[Document], task: TaskSpec) -> list[BaseMessage]:
     """The paper's layout: profiles, retrieved items, then the instruction right next to the input.
 
     Everything sits in one user turn, so small models keep the instruction beside the text.
     """
-    context = render_context(docs)
-    sections = [context] if context else []
-    sections.append(
-        f"{task.instruction} {text}\n\nWrite only the {task.output_name}, in the authors' style, "
-        "with no explanation."
+    return build_prompt(text, docs, task, "paper")
+
+
+def typical_words(docs: Sequence[Document]) -> float | None:
+    """The lead author's typical output length: measured in their profile, else the median
+    of the retrieved outputs; None when nothing says."""
+    for d in docs:
+        if d.metadata.get("kind") == "profile" and d.metadata.get("stats", {}).get("median_words"):
+            return float(d.metadata["stats"]["median_words"])
+    lengths = sorted(
+        len(str(d.metadata.get("output") or d.page_content).split())
+        for d in docs
+        if d.metadata.get("kind") == "history"
     )
-    return [HumanMessage("\n\n".join(sections))]
+    return float(lengths[len(lengths) // 2]) if lengths else None
+
+
+def _lead_stats(docs: Sequence[Document]) -> dict[str, Any]:
+    return next(
+        (d.metadata.get("stats") or {} for d in docs if d.metadata.get("kind") == "profile"), {}
+    )
+
+
+def _sources(docs: Sequence[Document]) -> list[str]:
+    """What the prompt showed that an answer must not simply copy."""
+    texts = []
+    for d in docs:
+        if d.metadata.get("kind") == "profile":
+            texts += [line.split(":", 1)[-1] for line in d.page_content.splitlines()]
+        else:
+            texts.append(str(d.metadata.get("output") or d.page_content))
+    return texts
+
+
+def fallback_output(text: str, task: TaskSpec, words: float | None) -> str:
+    """What is returned when the model gives nothing usable twice: the input itself for a
+    rewriting task, else its opening words cut to the typical length."""
+    if task.rewrite:
+        return text
+    return cut_to_length(first_line(text), words or 10, slack=1.0)
+
+
+class Personalizer:
+    """One personalized generation: prompt layout, capped generation, output control, and one
+    regeneration with the plain prompt (then a fallback) when the answer chats or copies.
+
+    Example:
+        ```python
+        step = Personalizer(llm, get_task("scholarly_title"), strategy="few_shot")
+        step.run("We study...", docs)["output"]
+        ```
+    """
+
+    def __init__(
+        self, llm: BaseChatModel, task: TaskSpec, *, strategy: str = "auto", control: bool = True
+    ) -> None:
+        self.llm = llm
+        self.task = task
+        self.layout = resolve_strategy(strategy, llm)
+        self.control = control
+
+    def _plan(
+        self, text: str, docs: Sequence[Document]
+    ) -> tuple[list[BaseMessage], Any, float | None]:
+        words = typical_words(docs) if self.control else None
+        model = with_max_tokens(self.llm, int(words * 3) + 16) if words else self.llm
+        return build_prompt(text, docs, self.task, self.layout), model, words
+
+    def _check(self, answer: Any, docs: Sequence[Document], words: float | None) -> Controlled:
+        raw = answer.content if isinstance(answer.content, str) else str(answer.content)
+        if not self.control:
+            return Controlled(raw.strip(), "ok")
+        stats = _lead_stats(docs) if self.task.rewrite else {}
+        return control(
+            raw,
+            typical_words=words,
+            sources=_sources(docs),
+            word_forms=stats.get("characteristic_forms", ()),
+            lowercase=stats.get("lowercase_share", 0) >= 0.5,
+        )
+
+    def _result(
+        self,
+        text: str,
+        docs: Sequence[Document],
+        messages: list[BaseMessage],
+        checks: list[Controlled],
+        words: float | None,
+    ) -> dict[str, Any]:
+        final = checks[-1]
+        output = final.text
+        if final.verdict != "ok":
+            output = fallback_output(text, self.task, words)
+        return {
+            "output": output,
+            "documents": list(docs),
+            "messages": messages,
+            "control": {
+                "layout": self.layout,
+                "verdicts": [c.verdict for c in checks],
+                "actions": [a for c in checks for a in c.actions],
+                "fallback": final.verdict != "ok",
+                "llm_calls": len(checks),
+            },
+        }
+
+    def run(
+        self, text: str, docs: Sequence[Document], config: RunnableConfig | None = None
+    ) -> dict[str, Any]:
+        messages, model, words = self._plan(text, docs)
+        checks = [self._check(model.invoke(messages, config), docs, words)]
+        if checks[-1].verdict != "ok" and self.layout != "plain":
+            plain = build_prompt(text, docs, self.task, "plain")
+            checks.append(self._check(model.invoke(plain, config), docs, words))
+        return self._result(text, docs, messages, checks, words)
+
+    async def arun(
+        self, text: str, docs: Sequence[Document], config: RunnableConfig | None = None
+    ) -> dict[str, Any]:
+        messages, model, words = self._plan(text, docs)
+        checks = [self._check(await model.ainvoke(messages, config), docs, words)]
+        if checks[-1].verdict != "ok" and self.layout != "plain":
+            plain = build_prompt(text, docs, self.task, "plain")
+            checks.append(self._check(await model.ainvoke(plain, config), docs, words))
+        return self._result(text, docs, messages, checks, words)
 
 
 def create_personalized_chain(
@@ -98,13 +188,20 @@ def create_personalized_chain(
     retriever: Runnable[str, list[Document]],
     *,
     task: str | TaskSpec | None = None,
+    strategy: PromptStrategy = "auto",
+    control: bool = True,
     return_context: bool = False,
 ) -> Runnable:
-    """A chain ``input -> personalized output`` that makes exactly one LLM call per query.
+    """A chain ``input -> personalized output``: one LLM call per query (a second only when
+    output control rejects the first answer).
 
     The input is a string (or ``{"input": str}``); the users come from the retriever
     (its ``user_ids``, or ``config={"configurable": {"user_ids": [...]}}`` on the chain).
-    With ``return_context=True`` the chain returns ``{"output", "documents", "messages"}``.
+    ``strategy`` picks the prompt layout (see :mod:`~langchain_stepback_profile.prompting`;
+    ``"auto"`` fits it to the model); ``control`` turns output control on (cleaning, length
+    from the lead author's profile, chat/copy detection, word forms for rewriting tasks).
+    With ``return_context=True`` the chain returns ``{"output", "documents", "messages",
+    "control"}``.
 
     Example:
         ```python
@@ -112,25 +209,18 @@ def create_personalized_chain(
         chain.invoke({"input": "so tired today"}, config={"configurable": {"user_ids": ["u1"]}})
         ```
     """
-    spec = get_task(task)
+    step = Personalizer(llm, get_task(task), strategy=strategy, control=control)
     gather = RunnableParallel(
         input=RunnableLambda(_input_text), documents=RunnableLambda(_input_text) | retriever
     )
-    prompt = RunnableLambda(
-        lambda state: {
-            **state,
-            "messages": build_messages(state["input"], state["documents"], spec),
-        }
-    )
-    generate = RunnableLambda(lambda state: state["messages"]) | llm | StrOutputParser()
+
+    def personalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        return step.run(state["input"], state["documents"], config)
+
+    async def apersonalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        return await step.arun(state["input"], state["documents"], config)
+
+    chain = gather | RunnableLambda(personalize, afunc=apersonalize, name="personalize")
     if not return_context:
-        return (gather | prompt | generate).with_config(run_name="personalized_chain")
-    return (
-        gather
-        | prompt
-        | RunnableParallel(
-            output=generate,
-            documents=RunnableLambda(lambda s: s["documents"]),
-            messages=RunnableLambda(lambda s: s["messages"]),
-        )
-    ).with_config(run_name="personalized_chain")
+        chain = chain | RunnableLambda(lambda result: result["output"])
+    return chain.with_config(run_name="personalized_chain")

@@ -38,6 +38,7 @@ from rich.console import Console
 from rich.text import Text
 
 from langchain_stepback_profile.chains import create_personalized_chain
+from langchain_stepback_profile.distill import PROFILE_STRATEGIES
 from langchain_stepback_profile.embeddings import MiniLMEmbeddings
 from langchain_stepback_profile.errors import (
     ContextOverflowError,
@@ -52,6 +53,7 @@ from langchain_stepback_profile.history import history_hash
 from langchain_stepback_profile.loaders import FORMATS, detect_format, load_histories
 from langchain_stepback_profile.memory import ProfileMemory, RefreshReport
 from langchain_stepback_profile.profile import UserProfile
+from langchain_stepback_profile.prompting import PROMPT_STRATEGIES
 from langchain_stepback_profile.retriever import StepBackProfileRetriever
 from langchain_stepback_profile.tasks import TASKS
 from langchain_stepback_profile.usage import LLMUsage
@@ -284,15 +286,21 @@ def cmd_profile_build(session: Session, args: argparse.Namespace) -> None:
     memory = session.memory(record_task=True)
     users = session.known_users(memory, args.users)
     task = session.task_name(memory)
-    llm = session.llm()
-    if session.llm_spec.provider == "openai":
+    strategy = args.profile_strategy
+    llm = None if strategy == "extractive" else session.llm()
+    if session.llm_spec.provider == "openai" and llm is not None:
         report = asyncio.run(
             memory.arefresh(
-                users, llm, task=task, max_concurrency=args.concurrency, show_progress=True
+                users,
+                llm,
+                task=task,
+                strategy=strategy,
+                max_concurrency=args.concurrency,
+                show_progress=True,
             )
         )
     else:
-        report = memory.refresh(users, llm, task=task, show_progress=True)
+        report = memory.refresh(users, llm, task=task, strategy=strategy, show_progress=True)
     result = _report_dict(report, task)
     if session.json:
         session.emit(result)
@@ -331,7 +339,14 @@ def cmd_query(session: Session, args: argparse.Namespace) -> None:
     users = session.known_users(memory, args.users)
     task = session.task_name(memory)
     retriever = StepBackProfileRetriever(memory=memory, k=args.k, user_ids=users)
-    chain = create_personalized_chain(session.llm(), retriever, task=task, return_context=True)
+    chain = create_personalized_chain(
+        session.llm(),
+        retriever,
+        task=task,
+        strategy=args.strategy,
+        control=not args.no_control,
+        return_context=True,
+    )
     usage = LLMUsage()
     result = chain.invoke(text, config={"callbacks": [usage]})
     output = result["output"].strip()
@@ -344,6 +359,7 @@ def cmd_query(session: Session, args: argparse.Namespace) -> None:
                 "users": users,
                 "task": task,
                 "k": args.k,
+                "control": result["control"],
                 **usage.as_dict(),
                 "profiles": [
                     {
@@ -390,6 +406,15 @@ def cmd_query(session: Session, args: argparse.Namespace) -> None:
                     f"{meta['score']:.3f}  {meta['item_id']}: {_clip(title, 90)}"
                 )
             )
+        control = result["control"]
+        console.print(
+            Text(
+                f"Layout {control['layout']}; output control: "
+                f"{', '.join(control['actions']) or 'nothing to do'}"
+                f"{'; fell back (the model chatted or copied)' if control['fallback'] else ''}",
+                style="dim",
+            )
+        )
         console.print(Text("Output:", style="bold"))
     console.print(Text(output))
     calls = usage.calls
@@ -513,13 +538,26 @@ def _print_profile(console: Console, profile: UserProfile, items: int, current: 
             ("keywords", ", ".join(profile.keywords) or "-"),
             ("style", style or "-"),
             ("summary", profile.summary.strip() or "-"),
+            ("unsupported", "; ".join(profile.unsupported()) or "-"),
+            ("faithfulness", _faithfulness(profile)),
             ("version", profile.version),
             ("task", profile.task),
+            ("strategy", profile.strategy),
             ("model", profile.model or "-"),
             ("items", f"{len(profile.item_ids)} in the profile, {items} in history ({fresh})"),
             ("built", profile.created_at.isoformat(timespec="seconds")),
             ("edited", "yes" if profile.edited else "no"),
         ],
+    )
+
+
+def _faithfulness(profile: UserProfile) -> str:
+    """How many of the profile's claims the history supports, for a person."""
+    if profile.faithfulness is None:
+        return "not checked"
+    return (
+        f"{profile.faithfulness:.0%} of {len(profile.support)} claims have their words in the "
+        "history"
     )
 
 
@@ -686,6 +724,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="profiles built at once with an openai: model (default 4; the local model "
         "builds one at a time)",
     )
+    build.add_argument(
+        "--profile-strategy",
+        choices=PROFILE_STRATEGIES,
+        default=None,
+        help="llm: the paper's profile, written by the model from the history; hybrid: "
+        "measured topics and style, the model writes the summary (one short call); "
+        "extractive: no LLM (default: llm)",
+    )
     show = _command(
         profile_commands,
         "show",
@@ -718,6 +764,19 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=DEFAULT_K,
         help=f"history items retrieved per user (default {DEFAULT_K})",
+    )
+    query.add_argument(
+        "--strategy",
+        choices=PROMPT_STRATEGIES,
+        default="auto",
+        help="prompt layout: paper (profiles + retrieved items), few_shot (the users' own "
+        "earlier pairs as chat turns), plain (no personalization); auto picks few_shot for "
+        "small local models and paper otherwise",
+    )
+    query.add_argument(
+        "--no-control",
+        action="store_true",
+        help="return the model's raw answer (no cleaning, length cut or chat/copy guard)",
     )
     query.add_argument(
         "--explain",

@@ -18,9 +18,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from langchain_stepback_profile.chains import create_personalized_chain
+from langchain_stepback_profile.chains import Personalizer
 from langchain_stepback_profile.memory import ProfileMemory
+from langchain_stepback_profile.profile import UserProfile
 from langchain_stepback_profile.retriever import StepBackProfileRetriever
+from langchain_stepback_profile.tasks import get_task
 from langchain_stepback_profile.usage import LLMUsage
 
 
@@ -35,6 +37,14 @@ def load_sample() -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
     return dict(papers), query
 
 
+def _profile_lines(profile: UserProfile) -> str:
+    lines = profile.render().splitlines()
+    unsupported = profile.unsupported()
+    if unsupported:
+        lines.append("Not supported by the history: " + "; ".join(unsupported))
+    return "\n".join(f"  {line}" for line in lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default=".stepback-profile/demo", help="store folder")
@@ -45,15 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     papers, query = load_sample()
     llm = default_chat_model()
-    memory = ProfileMemory(Path(args.store), llm=llm, task="scholarly_title")
+    task = get_task("scholarly_title")
+    memory = ProfileMemory(Path(args.store), llm=llm, task=task, profile_strategy="hybrid")
     counts = memory.add_histories(papers, show_progress=True)
     print(f"History: {sum(map(len, counts.values()))} papers of {len(counts)} authors")
 
     report = memory.refresh(show_progress=True)
     print(f"Profiles: {report}")
     for author in papers:
-        print(f"\n== {author} (profile v{memory.get_profile(author).version}) ==")
-        print(memory.get_profile(author).render())
+        profile = memory.get_profile(author)
+        print(
+            f"\n== {author} (profile v{profile.version}, {profile.strategy}; "
+            f"{profile.faithfulness:.0%} of its claims found in the history) =="
+        )
+        print(_profile_lines(profile))
 
     authors = query["authors"][:2]
     print(f"\nNew abstract by {' and '.join(authors)} ({query['venue']} {query['year']}):")
@@ -62,21 +77,32 @@ def main(argv: list[str] | None = None) -> int:
     for doc in retriever.invoke(query["abstract"], user_ids=authors):
         meta = doc.metadata
         if meta["kind"] == "history":
-            print(f"  retrieved for {meta['user_id']}: {meta.get('output')} ({meta['score']:.2f})")
+            print(
+                f"  similar earlier paper of {meta['user_id']}: {meta.get('output')} "
+                f"({meta['score']:.2f})"
+            )
 
-    chain = create_personalized_chain(llm, retriever, task="scholarly_title")
-    print(f"\nReal title: {query['title']}")
-    for label, users in (("first author", authors[:1]), ("both authors, in order", authors)):
+    print(f"\nReal title:                          {query['title']}")
+    rows = (
+        ("non-personalized", Personalizer(llm, task, strategy="plain"), []),
+        (f"first author ({authors[0]})", Personalizer(llm, task), authors[:1]),
+        ("both authors, in order", Personalizer(llm, task), authors),
+    )
+    for label, step, users in rows:
         usage = LLMUsage()
-        title = chain.invoke(
-            query["abstract"], config={"configurable": {"user_ids": users}, "callbacks": [usage]}
-        )
-        first_line = next((line for line in title.splitlines() if line.strip()), "")
-        print(f"Title ({label}, {usage.calls} LLM call): {first_line.strip()}")
+        docs = retriever.invoke(query["abstract"], user_ids=users) if users else []
+        result = step.run(query["abstract"], docs, {"callbacks": [usage]})
+        note = " (fallback)" if result["control"]["fallback"] else ""
+        print(f"Title, {label + ',':<28} {usage.calls} LLM call: {result['output']}{note}")
+
     print(
-        f"\nDone in {time.perf_counter() - started:.1f} s. The embedded SmolLM2-135M is tiny: its "
-        "profiles are vague and its titles often copy a retrieved title. For real profiles use a "
-        "served model: stepback-profile --llm openai:MODEL --base-url URL ..."
+        f"\nDone in {time.perf_counter() - started:.1f} s. What the embedded SmolLM2-135M can "
+        "show: the profiles' topics, keywords and style are measured from the history and every "
+        "claim is checked against it; the model writes only the summary sentences, and titles "
+        "learn the authors' format and length from their own earlier papers shown as examples. "
+        "What it cannot: it does not reason about the authors, its summaries are loose, and a "
+        "personalized title is not always closer to the real one. For full step-back profiles "
+        "use a served model: stepback-profile --llm openai:MODEL --base-url URL ..."
     )
     memory.close()
     return 0

@@ -22,17 +22,26 @@ import json
 import logging
 import re
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import ValidationError
 
 from langchain_stepback_profile.errors import InvalidArgumentError, ProfileGenerationError
+from langchain_stepback_profile.evidence import (
+    Evidence,
+    claim_support,
+    extract_evidence,
+    output_text,
+    style_stats,
+)
 from langchain_stepback_profile.history import HistoryItem, history_hash
-from langchain_stepback_profile.profile import ProfileDraft, UserProfile
+from langchain_stepback_profile.llms import with_max_tokens
+from langchain_stepback_profile.profile import ProfileDraft, UserProfile, WritingStyle
 from langchain_stepback_profile.tasks import TaskSpec, get_task
 from langchain_stepback_profile.usage import LLMUsage
 
@@ -40,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 PROMPT_VERSION = "1"
 BuildMode = Literal["unchanged", "built", "updated"]
+ProfileStrategy = Literal["llm", "extractive", "hybrid"]
+PROFILE_STRATEGIES: tuple[str, ...] = ("llm", "extractive", "hybrid")
 
 _SYSTEM = (
     "You write short, factual profiles of authors from what they wrote. You describe the "
@@ -133,6 +144,12 @@ class StepBackProfiler:
         structured: ``"auto"`` uses the model's tool/structured output when it has one and
             validated JSON otherwise; ``"tool"`` or ``"json"`` force one.
         token_counter: counts tokens; defaults to the model's own tokenizer when it has one.
+        strategy: ``"llm"`` the paper's profile, written by the model from the raw history;
+            ``"extractive"`` no LLM at all: ranked keywords, representative items and measured
+            style (see :mod:`~langchain_stepback_profile.evidence`); ``"hybrid"`` the model
+            writes from that evidence in one short call. Every profile gets measured style
+            statistics and a support score per claim.
+        embeddings: ranks the keywords of extractive and hybrid profiles (default MiniLM).
 
     Example:
         >>> from langchain_core.language_models import GenericFakeChatModel
@@ -144,16 +161,32 @@ class StepBackProfiler:
 
     def __init__(
         self,
-        llm: BaseChatModel,
+        llm: BaseChatModel | None,
         *,
         task: str | TaskSpec | None = None,
         context_tokens: int | None = None,
         max_output_tokens: int = 512,
         structured: Literal["auto", "tool", "json"] = "auto",
         token_counter: Callable[[str], int] | None = None,
+        strategy: ProfileStrategy = "llm",
+        embeddings: Embeddings | None = None,
     ) -> None:
-        self.llm = llm
+        if strategy not in PROFILE_STRATEGIES:
+            raise InvalidArgumentError(
+                f"unknown profile strategy {strategy!r}; use one of {list(PROFILE_STRATEGIES)}"
+            )
+        self.strategy = strategy
         self.task = get_task(task)
+        self._embeddings = embeddings
+        self.llm = llm
+        if strategy == "extractive":
+            self.model = "extractive"
+            return
+        if llm is None:
+            raise InvalidArgumentError(
+                f"the {strategy!r} profile strategy needs a chat model; pass llm=... or use "
+                "strategy='extractive'"
+            )
         self.context_tokens = int(
             context_tokens
             or getattr(llm, "context_tokens", None)
@@ -164,6 +197,7 @@ class StepBackProfiler:
         self.model = model_id(llm)
         self._count = token_counter or self._default_counter()
         self._runnable, self._mode = self._structured_runnable(structured)
+        self._text_model = with_max_tokens(llm, 96)  # a two-sentence summary
         # every message of a request counts (the system prompt too), part marker included
         overhead = sum(
             self._count(m.content) for m in self._request(["x"], part=(99, 99), base=None)
@@ -177,18 +211,29 @@ class StepBackProfiler:
             )
 
     # ----------------------------------------------------------------- cache and plan
-    def cache_key(self) -> tuple[str, str, str]:
-        return (PROMPT_VERSION, self.task.name, self.model)
+    def cache_key(self) -> tuple[str, str, str, str]:
+        return (PROMPT_VERSION, self.task.name, self.model, self.strategy)
+
+    @property
+    def embeddings(self) -> Embeddings:
+        if self._embeddings is None:
+            from langchain_stepback_profile.embeddings import MiniLMEmbeddings
+
+            self._embeddings = MiniLMEmbeddings()
+        return self._embeddings
 
     def plan(self, items: Sequence[HistoryItem], previous: UserProfile | None) -> BuildMode:
         """What a build would do: reuse the previous profile, update it, or build anew."""
         if previous is None:
             return "built"
-        same_setup = (previous.prompt_version, previous.task, previous.model) == self.cache_key()
+        setup = (previous.prompt_version, previous.task, previous.model, previous.strategy)
+        same_setup = setup == self.cache_key()
         if previous.history_hash == history_hash(items) and (same_setup or previous.edited):
             return "unchanged"
         current = {item.id for item in items}
-        if (same_setup or previous.edited) and set(previous.item_ids) < current:
+        # evidence-based profiles are cheap to write again; only the paper's updates in place
+        updatable = self.strategy == "llm" and (same_setup or previous.edited)
+        if updatable and set(previous.item_ids) < current:
             return "updated"
         return "built"
 
@@ -199,14 +244,14 @@ class StepBackProfiler:
         """Build or update ``user_id``'s profile (synchronous)."""
         mode, steps = self._begin(items, previous)
         if steps is None:
-            assert previous is not None  # only a stored profile can be unchanged
-            return ProfileBuild(previous, mode)
+            return self._without_llm(user_id, items, previous, mode)
         usage = LLMUsage()
         config = self._config(usage)
         batch = next(steps)
         while True:
             # only the plan's own StopIteration ends the loop; one raised by a model propagates
-            drafts = [self._call(messages, config) for messages in batch]
+            call = self._call_text if self.strategy == "hybrid" else self._call
+            drafts = [call(messages, config) for messages in batch]
             try:
                 batch = steps.send(drafts)
             except StopIteration as done:
@@ -226,13 +271,13 @@ class StepBackProfiler:
         """
         mode, steps = self._begin(items, previous)
         if steps is None:
-            assert previous is not None  # only a stored profile can be unchanged
-            return ProfileBuild(previous, mode)
+            return self._without_llm(user_id, items, previous, mode)
         usage = LLMUsage()
         config = self._config(usage)
         batch = next(steps)
         while True:
-            drafts = await asyncio.gather(*(self._acall(m, config, limit) for m in batch))
+            call = self._acall_text if self.strategy == "hybrid" else self._acall
+            drafts = await asyncio.gather(*(call(m, config, limit) for m in batch))
             try:
                 batch = steps.send(list(drafts))
             except StopIteration as done:
@@ -241,11 +286,34 @@ class StepBackProfiler:
     def _begin(
         self, items: Sequence[HistoryItem], previous: UserProfile | None
     ) -> tuple[BuildMode, Generator | None]:
-        """The build mode and the request plan (None when nothing changed)."""
+        """The build mode and the request plan (None when no LLM call is needed)."""
         mode = self.plan(items, previous)
-        if mode == "unchanged":
+        if mode == "unchanged" or self.strategy == "extractive":
             return mode, None
+        if self.strategy == "hybrid":
+            return mode, self._evidence_steps(items)
         return mode, self._steps(items, previous if mode == "updated" else None)
+
+    def _without_llm(
+        self,
+        user_id: str,
+        items: Sequence[HistoryItem],
+        previous: UserProfile | None,
+        mode: BuildMode,
+    ) -> ProfileBuild:
+        if mode == "unchanged":
+            assert previous is not None  # only a stored profile can be unchanged
+            return ProfileBuild(previous, mode)
+        evidence = extract_evidence(items, self.embeddings)
+        draft = ProfileDraft(
+            interests=evidence.phrases,
+            keywords=evidence.keywords,
+            style=WritingStyle(**evidence.style.describe()),
+            summary=("Representative: " + " | ".join(evidence.representative))
+            if evidence.representative
+            else "",
+        )
+        return self._finish(user_id, items, previous, mode, LLMUsage(), draft, 0)
 
     @staticmethod
     def _config(usage: LLMUsage) -> RunnableConfig:
@@ -261,6 +329,9 @@ class StepBackProfiler:
         draft: ProfileDraft,
         chunks: int,
     ) -> ProfileBuild:
+        stats = style_stats([output_text(item) for item in items])
+        if self.strategy == "hybrid":  # measured style replaces what the model guessed
+            draft = draft.model_copy(update={"style": WritingStyle(**stats.describe())})
         profile = UserProfile.from_draft(
             draft,
             user_id=user_id,
@@ -270,6 +341,9 @@ class StepBackProfiler:
             model=self.model,
             prompt_version=PROMPT_VERSION,
             task=self.task.name,
+            strategy=self.strategy,
+            stats=asdict(stats),
+            support=claim_support(draft.claims(), items),
         )
         return ProfileBuild(
             profile, mode, usage.calls, usage.input_tokens, usage.output_tokens, chunks
@@ -352,7 +426,33 @@ class StepBackProfiler:
             groups[-2].extend(groups.pop())
         return groups
 
+    def _evidence_steps(
+        self, items: Sequence[HistoryItem]
+    ) -> Generator[list[list[BaseMessage]], list[str], tuple[ProfileDraft, int]]:
+        """The hybrid plan: topics, keywords and style are measured; the model writes only the
+        summary, from that evidence, in one short call."""
+        evidence = extract_evidence(items, self.embeddings)
+        texts = yield [self._evidence_request(evidence)]
+        draft = ProfileDraft(
+            interests=evidence.phrases,
+            keywords=evidence.keywords,
+            summary=first_sentences(texts[0], 2),
+        )
+        return draft, 1
+
     # ----------------------------------------------------------------- prompts
+    def _evidence_request(self, evidence: Evidence) -> list[BaseMessage]:
+        examples = "\n".join(f"- {text[:200]}" for text in evidence.representative)
+        return [
+            HumanMessage(
+                f"Recurring phrases: {', '.join(evidence.phrases)}\n"
+                f"Recurring keywords: {', '.join(evidence.keywords)}\n"
+                f"Typical examples:\n{examples}\n\n"
+                f"These come from the {self.task.history}. In two sentences, describe what this "
+                "author works on and how they write, using only the words above."
+            ),
+        ]
+
     def _request(
         self, chunk: Sequence[str], part: tuple[int, int], base: ProfileDraft | None
     ) -> list[BaseMessage]:
@@ -477,6 +577,20 @@ class StepBackProfiler:
             raise self._fail(text, error)
         return draft
 
+    def _call_text(self, messages: list[BaseMessage], config: RunnableConfig) -> str:
+        return _content_text(self._text_model.invoke(messages, config))
+
+    async def _acall_text(
+        self,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        limit: asyncio.Semaphore | None = None,
+    ) -> str:
+        if limit is not None:
+            async with limit:
+                return await self._acall_text(messages, config)
+        return _content_text(await self._text_model.ainvoke(messages, config))
+
     async def _acall(
         self,
         messages: list[BaseMessage],
@@ -493,6 +607,15 @@ class StepBackProfiler:
         if draft is None:
             raise self._fail(text, error)
         return draft
+
+
+def first_sentences(text: str, n: int) -> str:
+    """The first ``n`` sentences of a model's answer, without a chatty lead-in line."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        lines = lines[1:]
+    sentences = re.split(r"(?<=[.!?])\s+", " ".join(lines))
+    return " ".join(sentences[:n]).strip()
 
 
 def _approximate_tokens(text: str) -> int:

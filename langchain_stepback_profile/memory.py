@@ -27,7 +27,12 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from tqdm.auto import tqdm
 
-from langchain_stepback_profile.distill import BuildMode, ProfileBuild, StepBackProfiler
+from langchain_stepback_profile.distill import (
+    BuildMode,
+    ProfileBuild,
+    ProfileStrategy,
+    StepBackProfiler,
+)
 from langchain_stepback_profile.embeddings import (
     MiniLMEmbeddings,
     embedding_id,
@@ -112,6 +117,10 @@ class ProfileMemory:
         task: what the histories are (see :mod:`~langchain_stepback_profile.tasks`); a task
             name is remembered by the store and used when it is reopened without one.
         store: a :class:`ProfileStore` to use instead of the SQLite file in ``path``.
+        profile_strategy: how profiles are written: ``"llm"`` (the paper's step-back profile),
+            ``"hybrid"`` (the LLM writes from extractive evidence, one short call per user)
+            or ``"extractive"`` (no LLM); see :class:`StepBackProfiler`. Default: the one
+            this store's profiles were last built with, else ``"llm"``.
 
     Example:
         ```python
@@ -130,14 +139,16 @@ class ProfileMemory:
         task: str | TaskSpec | None = None,
         store: ProfileStore | None = None,
         profiler_options: Mapping[str, Any] | None = None,
+        profile_strategy: ProfileStrategy | None = None,
     ) -> None:
         self.path = Path(path)
-        self._check_folder()
+        self._check_folder(_DB_NAME if store is None else _INDEX_DIR)
         self.path.mkdir(parents=True, exist_ok=True)
         self.embeddings = embeddings or MiniLMEmbeddings()
         self.llm = llm
         self.task = task
         self.profiler_options = dict(profiler_options or {})
+        self.profile_strategy = profile_strategy
         self.store = store or SQLiteProfileStore(self.path / _DB_NAME)
         self._lock = threading.RLock()
         self._profiles: dict[str, UserProfile] = {}
@@ -147,12 +158,14 @@ class ProfileMemory:
         self._open_meta()
 
     # ----------------------------------------------------------------- opening
-    def _check_folder(self) -> None:
+    def _check_folder(self, marker: str) -> None:
+        """Refuse a file, or a non-empty folder without ``marker`` (the SQLite file, or with
+        another store the index folder, which is then all the folder holds)."""
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"{self.path} is a file, not a store folder; pass a folder path")
-        if self.path.is_dir() and any(self.path.iterdir()) and not (self.path / _DB_NAME).exists():
+        if self.path.is_dir() and any(self.path.iterdir()) and not (self.path / marker).exists():
             raise StoreError(
-                f"{self.path} is not empty and holds no {_DB_NAME}: it is not a stepback-profile "
+                f"{self.path} is not empty and holds no {marker}: it is not a stepback-profile "
                 "store; pass a new or empty folder, or the folder of an existing store"
             )
 
@@ -175,6 +188,8 @@ class ProfileMemory:
             self.store.set_meta("task", self.task)
         elif self.task is None:
             self.task = self.store.get_meta("task")
+        if self.profile_strategy is None:  # the strategy profiles were last built with
+            self.profile_strategy = self.store.get_meta("profile_strategy") or "llm"
         dim = self.store.get_meta("dimension")
         if dim is not None:
             self._index = HistoryIndex(self.path / _INDEX_DIR, int(dim))
@@ -230,6 +245,10 @@ class ProfileMemory:
     def users(self) -> list[str]:
         """Every user with history or a profile, sorted."""
         return self.store.users()
+
+    def has_user(self, user_id: str) -> bool:
+        """True if the user has history or a profile in this store."""
+        return self.store.has_user(check_user_id(user_id))
 
     def items(self, user_id: str) -> list[HistoryItem]:
         """The user's history items, oldest first."""
@@ -430,16 +449,24 @@ class ProfileMemory:
             self._profiles[profile.user_id] = profile
 
     def profiler(
-        self, llm: BaseChatModel | None = None, task: str | TaskSpec | None = None
+        self,
+        llm: BaseChatModel | None = None,
+        task: str | TaskSpec | None = None,
+        strategy: ProfileStrategy | None = None,
     ) -> StepBackProfiler:
         """The profiler :meth:`refresh` uses: the given LLM, else this memory's, else the
-        embedded local model; the given task, else this memory's."""
+        embedded local model (none for extractive profiles); the given task and strategy,
+        else this memory's."""
+        options = dict(self.profiler_options)
+        options["strategy"] = strategy or options.get("strategy") or self.profile_strategy
         llm = llm or self.llm
-        if llm is None:
+        if llm is None and options["strategy"] != "extractive":
             from langchain_stepback_profile.llms import default_chat_model
 
             llm = self.llm = default_chat_model()
-        return StepBackProfiler(llm, task=task or self.task, **self.profiler_options)
+        return StepBackProfiler(
+            llm, task=task or self.task, embeddings=self.embeddings, **options
+        )
 
     def _targets(self, user_ids: Sequence[str] | str | None) -> list[str]:
         if isinstance(user_ids, str):
@@ -452,6 +479,7 @@ class ProfileMemory:
         llm: BaseChatModel | None = None,
         *,
         task: str | TaskSpec | None = None,
+        strategy: ProfileStrategy | None = None,
         show_progress: bool = False,
     ) -> RefreshReport:
         """Build or update the step-back profiles of ``user_ids`` (default: every user).
@@ -459,7 +487,8 @@ class ProfileMemory:
         Unchanged histories cost 0 LLM calls; added items update the profile incrementally.
         A failed build raises and leaves the stored profile as it was.
         """
-        profiler = self.profiler(llm, task)
+        profiler = self.profiler(llm, task, strategy)
+        self._remember_strategy(profiler.strategy)
         report = RefreshReport()
         targets = self._targets(user_ids)
         for user_id in tqdm(targets, desc="profiles", unit="user", disable=not show_progress):
@@ -475,12 +504,14 @@ class ProfileMemory:
         llm: BaseChatModel | None = None,
         *,
         task: str | TaskSpec | None = None,
+        strategy: ProfileStrategy | None = None,
         max_concurrency: int = 4,
         show_progress: bool = False,
     ) -> RefreshReport:
         """Async :meth:`refresh`: up to ``max_concurrency`` users are built at the same time,
         with at most ``max_concurrency`` LLM calls in flight (long histories make several)."""
-        profiler = self.profiler(llm, task)
+        profiler = self.profiler(llm, task, strategy)
+        self._remember_strategy(profiler.strategy)
         targets = self._targets(user_ids)
         limit = asyncio.Semaphore(check_k(max_concurrency))
         calls = asyncio.Semaphore(max_concurrency)  # LLM calls in flight, across all users
@@ -501,6 +532,11 @@ class ProfileMemory:
             bar.close()
         report.builds = {u: report.builds[u] for u in targets if u in report.builds}
         return report
+
+    def _remember_strategy(self, strategy: str) -> None:
+        if strategy != self.store.get_meta("profile_strategy"):
+            self.store.set_meta("profile_strategy", strategy)
+        self.profile_strategy = strategy
 
     def _record(self, build: ProfileBuild) -> None:
         if build.mode != "unchanged":

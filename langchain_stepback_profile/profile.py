@@ -22,6 +22,10 @@ _PLACEHOLDER = re.compile(
 )
 
 
+SUPPORTED = 0.5
+"""A claim is supported when at least this share of its words occurs in the history."""
+
+
 def is_placeholder(text: str) -> bool:
     """True for empty or template text a model copied instead of answering ("...", "<topic>")."""
     return bool(_PLACEHOLDER.match(text.strip().strip("\"'")))
@@ -100,6 +104,12 @@ class ProfileDraft(BaseModel):
             return {"tone": value}
         return value
 
+    def claims(self) -> list[str]:
+        """What the profile asserts and the history can be checked against: each interest,
+        keyword and summary sentence."""
+        sentences = [x.strip() for x in re.split(r"(?<=[.!?])\s+", self.summary) if x.strip()]
+        return [*self.interests, *self.keywords, *sentences]
+
     def is_empty(self) -> bool:
         """True when the draft says nothing at all (a useless answer)."""
         return not (self.interests or self.keywords or self.summary.strip())
@@ -126,8 +136,31 @@ class UserProfile(ProfileDraft):
     model: str = ""
     prompt_version: str = ""
     task: str = "generic"
+    strategy: str = "llm"
+    """How it was written: ``llm`` (the paper's), ``extractive`` (no LLM) or ``hybrid``."""
+    stats: dict[str, Any] = Field(default_factory=dict)
+    """Measured style statistics of the user's outputs (see ``evidence.StyleStats``)."""
+    support: dict[str, float] = Field(default_factory=dict)
+    """Each claim (see :meth:`claims`) with the share of its words found in the history."""
     edited: bool = False
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def faithfulness(self) -> float | None:
+        """The share of claims the history supports; None when they were not checked."""
+        if not self.support:
+            return None
+        return round(sum(s >= SUPPORTED for s in self.support.values()) / len(self.support), 3)
+
+    def unsupported(self) -> list[str]:
+        """Claims whose words the history does not contain (likely invented)."""
+        return [claim for claim, s in self.support.items() if s < SUPPORTED]
+
+    @property
+    def typical_words(self) -> float | None:
+        """The median length in words of what the user writes, when measured."""
+        value = self.stats.get("median_words")
+        return float(value) if value else None
 
     @classmethod
     def from_draft(cls, draft: ProfileDraft, **provenance: Any) -> UserProfile:
@@ -138,16 +171,26 @@ class UserProfile(ProfileDraft):
         """The content part alone (what an LLM reads back on an incremental update)."""
         return ProfileDraft.model_validate(self.model_dump(include=set(ProfileDraft.model_fields)))
 
-    def render(self) -> str:
-        """The profile as prompt text, one field a line; empty fields are left out."""
+    def render(self, supported_only: bool = False) -> str:
+        """The profile as prompt text, one field a line; empty fields are left out.
+
+        With ``supported_only`` the interests and keywords the history does not support are
+        left out, so a prompt never carries an invented claim.
+        """
+        drop = set(self.unsupported()) if supported_only else set()
+        interests = [c for c in self.interests if c not in drop]
+        keywords = [c for c in self.keywords if c not in drop]
+        summary = " ".join(
+            c for c in self.claims()[len(self.interests) + len(self.keywords) :] if c not in drop
+        )
         lines = []
-        if self.interests:
-            lines.append("Research interests / topics: " + "; ".join(self.interests))
-        if self.keywords:
-            lines.append("Keywords: " + ", ".join(self.keywords))
+        if interests:
+            lines.append("Research interests / topics: " + "; ".join(interests))
+        if keywords:
+            lines.append("Keywords: " + ", ".join(keywords))
         style = [f"{name} {value}" for name, value in self.style.model_dump().items() if value]
         if style:
             lines.append("Style: " + "; ".join(style))
-        if self.summary:
-            lines.append("Summary: " + self.summary.strip())
+        if summary:
+            lines.append("Summary: " + summary)
         return "\n".join(lines)

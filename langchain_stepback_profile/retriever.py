@@ -38,12 +38,13 @@ def profile_document(user_id: str, position: int, memory: ProfileMemory) -> Docu
         logger.warning("user %r has no profile yet; run memory.refresh() to build it", user_id)
         return None
     return Document(
-        page_content=profile.render(),
+        page_content=profile.render(supported_only=True),
         metadata={
             "user_id": user_id,
             "kind": "profile",
             "position": position,
             "profile_version": profile.version,
+            "stats": profile.stats,
         },
     )
 

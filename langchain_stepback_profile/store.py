@@ -42,6 +42,14 @@ class ForgetReport:
     profile_versions: int
 
 
+def profile_version_taken(profile: UserProfile) -> StoreError:
+    """The error every store raises when a profile version is already stored."""
+    return StoreError(
+        f"profile version {profile.version} of user {profile.user_id!r} already exists: "
+        "another process updated this profile; reopen the store and refresh again"
+    )
+
+
 class ProfileStore(ABC):
     """Storage interface for history items, profiles and store metadata.
 
@@ -289,10 +297,7 @@ class SQLiteProfileStore(ProfileStore):
                     (profile.user_id, profile.version, profile.model_dump_json()),
                 )
         except sqlite3.IntegrityError:
-            raise StoreError(
-                f"profile version {profile.version} of user {profile.user_id!r} already exists: "
-                "another process updated this profile; reopen the store and refresh again"
-            ) from None
+            raise profile_version_taken(profile) from None
 
     def delete_user(self, user_id: str) -> ForgetReport:
         with self._transaction():

@@ -37,6 +37,9 @@ class TaskSpec(BaseModel):
     """What is produced, e.g. "title"."""
     focus: str
     """What a profile should capture for this task."""
+    rewrite: bool = False
+    """The output restates the input (a paraphrase): the input is the safe fallback, and the
+    user's word forms carry over."""
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -80,6 +83,7 @@ TASKS: dict[str, TaskSpec] = {
                 "topics, informal word forms and spellings, casing, punctuation, emoji and "
                 "typical tweet length"
             ),
+            rewrite=True,
         ),
         TaskSpec(
             name="news_headline",

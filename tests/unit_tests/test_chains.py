@@ -194,7 +194,8 @@ def test_return_context_shape(store: ProfileMemory) -> None:
 
     result = chain.invoke(ABSTRACT)
 
-    assert set(result) == {"output", "documents", "messages"}
+    assert set(result) == {"output", "documents", "messages", "control"}
+    assert result["control"]["llm_calls"] == 1
     assert result["output"] == "A Personalized Title"
     assert all(isinstance(d, Document) for d in result["documents"])
     expected = retriever.invoke(ABSTRACT)
@@ -251,3 +252,67 @@ def test_build_messages_profiles_only() -> None:
     assert text.index("Author 1 (b):\nSummary: B.") < text.index("Author 2 (a):\nSummary: A.")
     assert "Earlier work" not in text
     assert text.index("Author 2") < text.index(get_task("generic").instruction)
+
+
+# ----------------------------------------------------------------- layouts and output control
+def test_few_shot_layout_turns_pairs_into_turns_first_author_last(store: ProfileMemory) -> None:
+    llm = RecordingChat(reply="Low-Resource Translation with Attention")
+    retriever = StepBackProfileRetriever(memory=store, k=2)
+    chain = create_personalized_chain(llm, retriever, task="scholarly_title", strategy="few_shot")
+    chain.invoke(ABSTRACT, config={"configurable": {"user_ids": ["alice", "bob"]}})
+    messages = llm.prompts[0]
+    assert [m.type for m in messages] == ["human", "ai", "human", "ai", "human"]
+    # alice's pairs only (bob's items are plain texts); the best match sits right before the query
+    assert messages[-2].content in {
+        "Back-Translation Revisited",
+        "Neural Machine Translation for Everyone",
+    }
+    assert messages[-1].content == f"{TITLE_TASK.instruction} {ABSTRACT}"
+    assert "Alice: MT." not in "".join(str(m.content) for m in messages)  # profile stays out
+
+
+def test_auto_layout_is_few_shot_for_the_embedded_model_and_paper_otherwise() -> None:
+    from langchain_stepback_profile.llms import LocalChatModel
+    from langchain_stepback_profile.prompting import resolve_strategy
+
+    assert resolve_strategy("auto", LocalChatModel.model_construct()) == "few_shot"
+    assert resolve_strategy("auto", RecordingChat()) == "paper"
+    with pytest.raises(InvalidArgumentError, match="prompt strategy"):
+        resolve_strategy("clever", RecordingChat())
+
+
+def test_a_chatty_answer_is_regenerated_then_falls_back(store: ProfileMemory) -> None:
+    llm = RecordingChat(reply="I'm ready to assist you with this abstract.")
+    retriever = StepBackProfileRetriever(memory=store, k=1)
+    chain = create_personalized_chain(llm, retriever, task="scholarly_title", return_context=True)
+    usage = LLMUsage()
+    result = chain.invoke(
+        ABSTRACT, config={"configurable": {"user_ids": ["alice"]}, "callbacks": [usage]}
+    )
+    assert usage.calls == 2  # the answer, then one regeneration with the plain prompt
+    assert result["control"]["verdicts"] == ["chat", "chat"]
+    assert result["control"]["fallback"] is True
+    assert result["output"] and ABSTRACT.startswith(result["output"])
+
+
+def test_a_long_answer_is_cut_near_the_lead_authors_typical_length(store: ProfileMemory) -> None:
+    long_title = (
+        "Back-Translation and Attention for Low-Resource Languages in the Wild at Scale Today"
+    )
+    llm = RecordingChat(reply=long_title)
+    retriever = StepBackProfileRetriever(memory=store, k=2)
+    chain = create_personalized_chain(llm, retriever, task="scholarly_title", return_context=True)
+    result = chain.invoke(ABSTRACT, config={"configurable": {"user_ids": ["alice"]}})
+    assert "cut to length" in result["control"]["actions"]
+    assert len(result["output"].split()) < len(long_title.split())
+    assert long_title.startswith(result["output"])
+
+
+def test_control_can_be_turned_off(store: ProfileMemory) -> None:
+    llm = RecordingChat(reply="Sure! Here it is: X")
+    retriever = StepBackProfileRetriever(memory=store, k=1)
+    chain = create_personalized_chain(llm, retriever, task="scholarly_title", control=False)
+    assert (
+        chain.invoke(ABSTRACT, config={"configurable": {"user_ids": ["alice"]}})
+        == "Sure! Here it is: X"
+    )

@@ -844,3 +844,51 @@ def test_refresh_report_sums_tokens(memory: ProfileMemory) -> None:
 def test_usage_is_zero_when_the_model_reports_none() -> None:
     build = StepBackProfiler(ScriptedChat()).build("alice", papers(0, 1))
     assert (build.llm_calls, build.input_tokens, build.output_tokens) == (1, 0, 0)
+
+
+# ----------------------------------------------------------------- profile strategies
+def test_extractive_profile_needs_no_llm_and_is_fully_supported(memory: ProfileMemory) -> None:
+    memory.add("alice", [p.model_dump() for p in papers(0, 6)])
+    report = memory.refresh(strategy="extractive")
+    assert report.llm_calls == 0
+    profile = memory.get_profile("alice")
+    assert profile.strategy == "extractive" and profile.model == "extractive"
+    assert profile.interests or profile.keywords
+    assert profile.stats["items"] == 6
+    assert profile.faithfulness == 1.0
+    assert memory.refresh(strategy="extractive").count("unchanged") == 1
+
+
+def test_hybrid_profile_makes_one_short_call_and_marks_unsupported_claims(
+    memory: ProfileMemory,
+) -> None:
+    memory.add("alice", [p.model_dump() for p in papers(0, 6)])
+    llm = GenericFakeChatModel(
+        messages=iter(["Here you go:\nThe author studies quantum gravity. They write titles."])
+    )
+    report = memory.refresh(llm=llm, strategy="hybrid")
+    assert report.llm_calls == 1
+    profile = memory.get_profile("alice")
+    assert profile.strategy == "hybrid"
+    assert profile.summary.startswith("The author studies quantum gravity")
+    assert "The author studies quantum gravity." in profile.unsupported()
+    assert profile.faithfulness is not None and profile.faithfulness < 1.0
+    assert "quantum" not in profile.render(supported_only=True)
+    assert "quantum" in profile.render()
+
+
+def test_switching_strategy_rebuilds(memory: ProfileMemory) -> None:
+    memory.add("alice", [p.model_dump() for p in papers(0, 4)])
+    memory.refresh(strategy="extractive")
+    report = memory.refresh(
+        llm=GenericFakeChatModel(messages=iter(["Works on MT."])), strategy="hybrid"
+    )
+    assert report.count("built") == 1
+    assert memory.get_profile("alice").version == 2
+
+
+def test_unknown_strategy_is_refused() -> None:
+    with pytest.raises(InvalidArgumentError, match="profile strategy"):
+        StepBackProfiler(None, strategy="magic")
+    with pytest.raises(InvalidArgumentError, match="needs a chat model"):
+        StepBackProfiler(None, strategy="hybrid")

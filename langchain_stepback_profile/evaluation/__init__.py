@@ -1,0 +1,1 @@
+"""Evaluation harness: LaMP and multi-author writing tasks, methods, metrics and reports."""

@@ -1,0 +1,164 @@
+"""Prompt layouts: how profiles and retrieved history reach the model.
+
+- ``"paper"``: the paper's layout, for capable models: P_U and the retrieved items, then the
+  instruction right next to the input, all in one user turn.
+- ``"few_shot"``: for small models: the retrieved items that are (input, output) pairs become
+  earlier chat turns (the instruction with the item's input -> the user's real output), then
+  the new input. The profile stays out of the prompt, where a small model would copy it;
+  it drives output control instead (typical length, word forms).
+- ``"plain"``: the instruction and the input only (the non-personalized control).
+- ``"auto"``: ``few_shot`` for the embedded local model and other small local models,
+  ``paper`` for anything else.
+
+Example:
+    >>> from langchain_core.documents import Document
+    >>> from langchain_stepback_profile.tasks import get_task
+    >>> doc = Document("t", metadata={"kind": "history", "user_id": "a", "position": 0,
+    ...     "input": "We parse.", "output": "Parsing", "score": 0.9})
+    >>> [m.type for m in build_prompt("We tag.", [doc], get_task("scholarly_title"), "few_shot")]
+    ['human', 'ai', 'human']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from langchain_core.documents import Document
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from langchain_stepback_profile.errors import InvalidArgumentError
+from langchain_stepback_profile.tasks import TaskSpec
+
+PromptStrategy = Literal["auto", "paper", "few_shot", "plain"]
+PROMPT_STRATEGIES: tuple[str, ...] = ("auto", "paper", "few_shot", "plain")
+SHOT_WORDS = 80
+"""Words of each example input a few-shot turn keeps."""
+# model names of small models that copy profile text and ignore layout hints
+_SMALL_MODEL = re.compile(r"(?<![\d.])(?:135|360|500)m\b|(?<![\d.])(?:0\.5|1\.5|1)b\b", re.I)
+
+
+def is_small_model(llm: Any) -> bool:
+    """True for the embedded model and other models of a few hundred million parameters."""
+    from langchain_stepback_profile.llms import LocalChatModel
+
+    if isinstance(llm, LocalChatModel):
+        return True
+    name = " ".join(
+        str(getattr(llm, attr, "") or "") for attr in ("model_name", "model", "model_path")
+    )
+    return bool(_SMALL_MODEL.search(name))
+
+
+def resolve_strategy(strategy: str, llm: Any) -> str:
+    """The layout a strategy name means for this model (``auto`` decides by model size)."""
+    if strategy not in PROMPT_STRATEGIES:
+        raise InvalidArgumentError(
+            f"unknown prompt strategy {strategy!r}; use one of {list(PROMPT_STRATEGIES)}"
+        )
+    if strategy == "auto":
+        return "few_shot" if is_small_model(llm) else "paper"
+    return strategy
+
+
+def format_profiles(docs: Sequence[Document]) -> str:
+    """P_U = [P_u1; ...; P_un]: the profile documents, numbered in author order."""
+    blocks = [
+        f"Author {d.metadata['position'] + 1} ({d.metadata['user_id']}):\n{d.page_content}"
+        for d in docs
+        if d.metadata.get("kind") == "profile"
+    ]
+    return "\n\n".join(blocks)
+
+
+def format_history(docs: Sequence[Document]) -> str:
+    """R_1,k; ...; R_n,k: retrieved history items, grouped by author in order."""
+    lines = []
+    for d in docs:
+        if d.metadata.get("kind") != "history":
+            continue
+        who = f"Author {d.metadata['position'] + 1}"
+        if d.metadata.get("output"):
+            out_label = str(d.metadata.get("output_label") or "output").capitalize()
+            in_label = str(d.metadata.get("input_label") or "input").capitalize()
+            lines.append(
+                f"[{who}] {in_label}: {d.metadata['input']}\n{out_label}: {d.metadata['output']}"
+            )
+        else:
+            lines.append(f"[{who}] {d.page_content}")
+    return "\n\n".join(lines)
+
+
+def render_context(docs: Sequence[Document]) -> str:
+    """P_U then the retrieved items as one text block ('' when there is nothing to say).
+
+    The one rendering of retrieved context shared by chains, agent middleware and LlamaIndex
+    memory, so every face shows the model the same thing.
+    """
+    sections = []
+    profiles = format_profiles(docs)
+    if profiles:
+        sections.append(
+            f"Profiles of the authors, in author order (the first author leads):\n{profiles}"
+        )
+    history = format_history(docs)
+    if history:
+        sections.append(f"Earlier work of the authors, most similar first:\n{history}")
+    return "\n\n".join(sections)
+
+
+def request(text: str, task: TaskSpec) -> str:
+    """The instruction right before the input (what a small model follows best)."""
+    return f"{task.instruction} {text}"
+
+
+def _paper(text: str, docs: Sequence[Document], task: TaskSpec) -> list[BaseMessage]:
+    context = render_context(docs)
+    sections = [context] if context else []
+    sections.append(
+        f"{request(text, task)}\n\nWrite only the {task.output_name}, in the authors' style, "
+        "with no explanation."
+    )
+    return [HumanMessage("\n\n".join(sections))]
+
+
+def _opening(text: str, words: int = SHOT_WORDS) -> str:
+    """The first ``words`` words of an example's input: enough to teach the format, at a
+    fraction of the prompt (a 135M model reads about 100 tokens a second on two cores)."""
+    split = text.split()
+    return text if len(split) <= words else " ".join(split[:words]) + " ..."
+
+
+def _few_shot(text: str, docs: Sequence[Document], task: TaskSpec) -> list[BaseMessage]:
+    """Pairs as turns; the first author's best match sits last, nearest the new input."""
+    pairs = [
+        d
+        for d in docs
+        if d.metadata.get("kind") == "history"
+        and d.metadata.get("output")
+        and d.metadata.get("input")
+    ]
+    pairs.sort(key=lambda d: (-d.metadata["position"], d.metadata.get("score", 0.0)))
+    messages: list[BaseMessage] = []
+    for d in pairs:
+        messages += [
+            HumanMessage(request(d.metadata["input"], task)),
+            AIMessage(d.metadata["output"]),
+        ]
+    return [*messages, HumanMessage(request(text, task))]
+
+
+def build_prompt(
+    text: str, docs: Sequence[Document], task: TaskSpec, strategy: str = "paper"
+) -> list[BaseMessage]:
+    """The messages for one query under a resolved layout (``paper``, ``few_shot``, ``plain``)."""
+    if strategy == "paper":
+        return _paper(text, docs, task)
+    if strategy == "few_shot":
+        return _few_shot(text, docs, task)
+    if strategy == "plain":
+        return [HumanMessage(request(text, task))]
+    raise InvalidArgumentError(
+        f"build_prompt needs a resolved layout ('paper', 'few_shot' or 'plain'), got {strategy!r}"
+    )

@@ -1,0 +1,86 @@
+"""Output control: cleaning, chat/copy detection, length cuts, repetition, word forms."""
+
+from __future__ import annotations
+
+import pytest
+
+from langchain_stepback_profile.output_control import (
+    apply_word_forms,
+    control,
+    cut_repetition,
+    cut_to_length,
+    first_line,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Sure! Here is a title: Parsing Tweets", "Parsing Tweets"),
+        ('Title: "Parsing Tweets"\nThis title reflects...', "Parsing Tweets"),
+        ("**Parsing Tweets**", "Parsing Tweets"),
+        ("\n\n  Parsing Tweets  \n", "Parsing Tweets"),
+        ("I'm so tired today.", "I'm so tired today."),  # a tweet that starts with I'm stays
+        ("", ""),
+    ],
+)
+def test_first_line(raw: str, expected: str) -> None:
+    assert first_line(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "I'm ready to assist you with the title.",
+        "This paper discusses neural models of coherence.",
+        "The tweet is about being tired.",
+        "As an AI, I cannot do that.",
+    ],
+)
+def test_chatty_answers_are_rejected(raw: str) -> None:
+    assert control(raw).verdict == "chat"
+
+
+def test_empty_answer() -> None:
+    assert control("  \n ").verdict == "empty"
+
+
+def test_copy_of_a_shown_text_is_rejected_but_a_new_title_is_not() -> None:
+    shown = ["A Model of Coherence Based on Distributed Sentence Representation"]
+    assert (
+        control(
+            "A Model of Coherence Based on Distributed Sentence Representation", sources=shown
+        ).verdict
+        == "copy"
+    )
+    assert (
+        control("Neural Models of Open-domain Discourse Coherence", sources=shown).verdict == "ok"
+    )
+
+
+def test_cut_to_length_prefers_a_phrase_boundary_and_never_ends_on_a_function_word() -> None:
+    title = "A Model of Discourse Coherence and Domain-Independent Neural Models of Text Quality"
+    assert cut_to_length(title, 8) == "A Model of Discourse Coherence"
+    assert cut_to_length("Learning to Parse", 8) == "Learning to Parse"  # short: unchanged
+    cut = cut_to_length("one two three four five six seven of the eight nine ten", 8)
+    assert cut.split()[-1] not in {"of", "the"}
+
+
+def test_cut_repetition() -> None:
+    assert cut_repetition("Deep learning for deep learning for deep learning") == "Deep learning"
+    assert cut_repetition("A clean title without loops") == "A clean title without loops"
+
+
+def test_word_forms_only_those_the_user_writes() -> None:
+    assert apply_word_forms("I am tired, do not call", ["im"]) == "im tired, do not call"
+    assert apply_word_forms("I am tired", ["i'm"], lowercase=True) == "i'm tired"
+    assert apply_word_forms("I am tired", []) == "I am tired"
+
+
+def test_control_reports_its_actions() -> None:
+    out = control(
+        "Title: Neural Parsing of Tweets for Fun and Profit and More Things Here", typical_words=5
+    )
+    assert out.verdict == "ok"
+    assert "cut to length" in out.actions and "cleaned" in out.actions
+    assert len(out.text.split()) <= 7
