@@ -37,6 +37,7 @@ __all__ = [
     "create_personalized_chain",
     "format_history",
     "format_profiles",
+    "prompt_sources",
     "render_context",
 ]
 
@@ -79,8 +80,9 @@ def _lead_stats(docs: Sequence[Document]) -> dict[str, Any]:
     )
 
 
-def _sources(docs: Sequence[Document]) -> list[str]:
-    """What the prompt showed that an answer must not simply copy."""
+def prompt_sources(docs: Sequence[Document]) -> list[str]:
+    """What the prompt showed that an answer must not simply copy: each profile line (without
+    its label) and each retrieved output."""
     texts = []
     for d in docs:
         if d.metadata.get("kind") == "profile":
@@ -132,7 +134,7 @@ class Personalizer:
         return control(
             raw,
             typical_words=words,
-            sources=_sources(docs),
+            sources=prompt_sources(docs),
             word_forms=stats.get("characteristic_forms", ()),
             lowercase=stats.get("lowercase_share", 0) >= 0.5,
         )

@@ -42,6 +42,7 @@ from langchain_stepback_profile.evidence import (
 from langchain_stepback_profile.history import HistoryItem, history_hash
 from langchain_stepback_profile.llms import with_max_tokens
 from langchain_stepback_profile.profile import ProfileDraft, UserProfile, WritingStyle
+from langchain_stepback_profile.prompting import is_small_model
 from langchain_stepback_profile.tasks import TaskSpec, get_task
 from langchain_stepback_profile.usage import LLMUsage
 
@@ -49,8 +50,8 @@ logger = logging.getLogger(__name__)
 
 PROMPT_VERSION = "1"
 BuildMode = Literal["unchanged", "built", "updated"]
-ProfileStrategy = Literal["llm", "extractive", "hybrid"]
-PROFILE_STRATEGIES: tuple[str, ...] = ("llm", "extractive", "hybrid")
+ProfileStrategy = Literal["auto", "llm", "extractive", "hybrid"]
+PROFILE_STRATEGIES: tuple[str, ...] = ("auto", "llm", "extractive", "hybrid")
 
 _SYSTEM = (
     "You write short, factual profiles of authors from what they wrote. You describe the "
@@ -147,8 +148,10 @@ class StepBackProfiler:
         strategy: ``"llm"`` the paper's profile, written by the model from the raw history;
             ``"extractive"`` no LLM at all: ranked keywords, representative items and measured
             style (see :mod:`~langchain_stepback_profile.evidence`); ``"hybrid"`` the model
-            writes from that evidence in one short call. Every profile gets measured style
-            statistics and a support score per claim.
+            writes from that evidence in one short call; ``"auto"`` is ``hybrid`` for small
+            local models (a 135M model cannot write the paper's profile reliably) and ``llm``
+            for any other. Every profile gets measured style statistics and a support score
+            per claim.
         embeddings: ranks the keywords of extractive and hybrid profiles (default MiniLM).
 
     Example:
@@ -175,6 +178,9 @@ class StepBackProfiler:
             raise InvalidArgumentError(
                 f"unknown profile strategy {strategy!r}; use one of {list(PROFILE_STRATEGIES)}"
             )
+        self.requested_strategy = strategy
+        if strategy == "auto":
+            strategy = "hybrid" if llm is not None and is_small_model(llm) else "llm"
         self.strategy = strategy
         self.task = get_task(task)
         self._embeddings = embeddings
@@ -522,8 +528,14 @@ class StepBackProfiler:
 
     def _structured_runnable(self, structured: str) -> tuple[Runnable, str]:
         if structured in ("auto", "tool"):
+            # tool calls work on every OpenAI-compatible server (vLLM, llama.cpp, Ollama);
+            # a json_schema response format, ChatOpenAI's default, does not
+            method = {"method": "function_calling"} if _is_openai_client(self.llm) else {}
             try:
-                return self.llm.with_structured_output(ProfileDraft, include_raw=True), "tool"
+                return (
+                    self.llm.with_structured_output(ProfileDraft, include_raw=True, **method),
+                    "tool",
+                )
             except NotImplementedError:
                 if structured == "tool":
                     raise InvalidArgumentError(
@@ -616,6 +628,14 @@ def first_sentences(text: str, n: int) -> str:
         lines = lines[1:]
     sentences = re.split(r"(?<=[.!?])\s+", " ".join(lines))
     return " ".join(sentences[:n]).strip()
+
+
+def _is_openai_client(llm: BaseChatModel) -> bool:
+    try:
+        from langchain_openai.chat_models.base import BaseChatOpenAI
+    except ImportError:  # pragma: no cover - langchain-openai is a dependency
+        return False
+    return isinstance(llm, BaseChatOpenAI)
 
 
 def _approximate_tokens(text: str) -> int:

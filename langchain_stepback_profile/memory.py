@@ -120,7 +120,8 @@ class ProfileMemory:
         profile_strategy: how profiles are written: ``"llm"`` (the paper's step-back profile),
             ``"hybrid"`` (the LLM writes from extractive evidence, one short call per user)
             or ``"extractive"`` (no LLM); see :class:`StepBackProfiler`. Default: the one
-            this store's profiles were last built with, else ``"llm"``.
+            this store's profiles were last built with, else ``"auto"`` (``hybrid`` for small
+            local models such as the embedded one, ``llm`` for others).
 
     Example:
         ```python
@@ -189,7 +190,7 @@ class ProfileMemory:
         elif self.task is None:
             self.task = self.store.get_meta("task")
         if self.profile_strategy is None:  # the strategy profiles were last built with
-            self.profile_strategy = self.store.get_meta("profile_strategy") or "llm"
+            self.profile_strategy = self.store.get_meta("profile_strategy") or "auto"
         dim = self.store.get_meta("dimension")
         if dim is not None:
             self._index = HistoryIndex(self.path / _INDEX_DIR, int(dim))
@@ -460,13 +461,11 @@ class ProfileMemory:
         options = dict(self.profiler_options)
         options["strategy"] = strategy or options.get("strategy") or self.profile_strategy
         llm = llm or self.llm
-        if llm is None and options["strategy"] != "extractive":
+        if llm is None and options["strategy"] != "extractive":  # auto: the embedded model
             from langchain_stepback_profile.llms import default_chat_model
 
             llm = self.llm = default_chat_model()
-        return StepBackProfiler(
-            llm, task=task or self.task, embeddings=self.embeddings, **options
-        )
+        return StepBackProfiler(llm, task=task or self.task, embeddings=self.embeddings, **options)
 
     def _targets(self, user_ids: Sequence[str] | str | None) -> list[str]:
         if isinstance(user_ids, str):
@@ -488,7 +487,7 @@ class ProfileMemory:
         A failed build raises and leaves the stored profile as it was.
         """
         profiler = self.profiler(llm, task, strategy)
-        self._remember_strategy(profiler.strategy)
+        self._remember_strategy(profiler.requested_strategy)
         report = RefreshReport()
         targets = self._targets(user_ids)
         for user_id in tqdm(targets, desc="profiles", unit="user", disable=not show_progress):
@@ -511,7 +510,7 @@ class ProfileMemory:
         """Async :meth:`refresh`: up to ``max_concurrency`` users are built at the same time,
         with at most ``max_concurrency`` LLM calls in flight (long histories make several)."""
         profiler = self.profiler(llm, task, strategy)
-        self._remember_strategy(profiler.strategy)
+        self._remember_strategy(profiler.requested_strategy)
         targets = self._targets(user_ids)
         limit = asyncio.Semaphore(check_k(max_concurrency))
         calls = asyncio.Semaphore(max_concurrency)  # LLM calls in flight, across all users

@@ -34,3 +34,64 @@ def lamp5_questions() -> list[dict]:
     if not path.exists():
         pytest.fail(f"evaluation data missing: {path} (../shared/data must sit beside the project)")
     return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def openai_server() -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 with the embedded GGUF.
+
+    Started for the tests that need it and always stopped; yields the base URL (``.../v1``).
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    from langchain_stepback_profile.llms import default_model_path
+    from langchain_stepback_profile.llms.local import default_threads
+
+    port = free_port()
+    command = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
+        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+        "--n_threads", str(default_threads()),
+    ]  # fmt: skip
+    # a log file, not a pipe: llama.cpp's log would fill a pipe and stall the server
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield _wait_until_up(server, log, f"http://127.0.0.1:{port}/v1")
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def _wait_until_up(server, log, base_url: str, timeout: float = 120) -> str:
+    """Poll the server's model list until it answers (bounded); fail with its log if it dies."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"llama_cpp.server exited: {log.read().decode()[-1500:]}")
+        try:
+            with urllib.request.urlopen(f"{base_url}/models", timeout=2):
+                return base_url
+        except OSError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama_cpp.server did not answer on 127.0.0.1 within {timeout} s")
+            time.sleep(0.5)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,22 +1,55 @@
-"""SQLiteProfileStore on real SQLite files: items, vector ids, profiles, isolation, atomicity."""
+"""The storage suite, run on both ProfileStore implementations: SQLiteProfileStore on real SQLite
+files and LangGraphProfileStore on a LangGraph InMemoryStore. Items, vector ids, profiles,
+isolation, atomicity; then what only a SQLite file can get wrong (locks, corrupt files)."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from langgraph.store.memory import InMemoryStore
 
-from langchain_stepback_profile import HistoryItem, SQLiteProfileStore, StoreError, UserProfile
+from langchain_stepback_profile import (
+    DuplicateItemError,
+    HistoryItem,
+    ProfileStore,
+    SQLiteProfileStore,
+    StoreError,
+    UserProfile,
+)
+from langchain_stepback_profile.langgraph_store import LangGraphProfileStore
 from langchain_stepback_profile.store import ForgetReport, StoredItem
 
 
+@dataclass
+class Backend:
+    """One storage implementation: how to open it and what a clashing item id raises."""
+
+    open: Callable[[], ProfileStore]  # a new handle on the same data
+    clash: type[Exception]
+    clash_message: str
+
+
+@pytest.fixture(params=["sqlite", "langgraph"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        return Backend(
+            lambda: SQLiteProfileStore(tmp_path / "store.sqlite3"), sqlite3.IntegrityError, "UNIQUE"
+        )
+    shared = InMemoryStore()
+    return Backend(
+        lambda: LangGraphProfileStore(shared), DuplicateItemError, "nothing of this batch"
+    )
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteProfileStore]:
-    s = SQLiteProfileStore(tmp_path / "store.sqlite3")
+def store(backend: Backend) -> Iterator[ProfileStore]:
+    s = backend.open()
     yield s
     s.close()
 
@@ -26,7 +59,7 @@ def items(*texts: str, prefix: str = "p") -> list[HistoryItem]:
 
 
 # ---------------------------------------------------------------- items
-def test_new_store_is_empty(store: SQLiteProfileStore) -> None:
+def test_new_store_is_empty(store: ProfileStore) -> None:
     assert store.users() == []
     assert store.count_items("alice") == 0
     assert store.get_items("alice") == []
@@ -34,7 +67,7 @@ def test_new_store_is_empty(store: SQLiteProfileStore) -> None:
     assert store.profile_versions("alice") == []
 
 
-def test_add_and_get_items(store: SQLiteProfileStore) -> None:
+def test_add_and_get_items(store: ProfileStore) -> None:
     stored = items("first", "second", "third")
     vids = store.add_items("alice", stored)
     assert len(vids) == 3
@@ -45,7 +78,7 @@ def test_add_and_get_items(store: SQLiteProfileStore) -> None:
     assert store.users() == ["alice"]
 
 
-def test_item_fields_round_trip(store: SQLiteProfileStore) -> None:
+def test_item_fields_round_trip(store: ProfileStore) -> None:
     item = HistoryItem(
         id="D15-1001",
         text="Title\nAbstract",
@@ -59,7 +92,7 @@ def test_item_fields_round_trip(store: SQLiteProfileStore) -> None:
     assert store.get_items("alice")[0].item == item
 
 
-def test_vids_increase_and_are_never_reused(store: SQLiteProfileStore) -> None:
+def test_vids_increase_and_are_never_reused(store: ProfileStore) -> None:
     first = store.add_items("alice", items("a", "b"))
     second = store.add_items("bob", items("c"))
     assert first[0] < first[1] < second[0]
@@ -69,12 +102,12 @@ def test_vids_increase_and_are_never_reused(store: SQLiteProfileStore) -> None:
     assert third[0] > second[0]  # a removed vector id is never handed out again
 
 
-def test_add_empty_batch(store: SQLiteProfileStore) -> None:
+def test_add_empty_batch(store: ProfileStore) -> None:
     assert store.add_items("alice", []) == []
     assert store.users() == []
 
 
-def test_lookup_by_id_and_by_hash(store: SQLiteProfileStore) -> None:
+def test_lookup_by_id_and_by_hash(store: ProfileStore) -> None:
     stored = items("alpha", "beta")
     vids = store.add_items("alice", stored)
     by_id, by_hash = store.lookup(
@@ -86,14 +119,14 @@ def test_lookup_by_id_and_by_hash(store: SQLiteProfileStore) -> None:
     assert store.lookup("alice", [], []) == ({}, {})
 
 
-def test_lookup_many_keys(store: SQLiteProfileStore) -> None:
+def test_lookup_many_keys(store: ProfileStore) -> None:
     many = items(*(f"text {i}" for i in range(1200)))
     store.add_items("alice", many)
     by_id, by_hash = store.lookup("alice", [i.id for i in many], [i.content_hash for i in many])
     assert len(by_id) == len(by_hash) == 1200
 
 
-def test_remove_items(store: SQLiteProfileStore) -> None:
+def test_remove_items(store: ProfileStore) -> None:
     vids = store.add_items("alice", items("a", "b", "c"))
     removed = store.remove_items("alice", ["p0", "p2", "unknown"])
     assert sorted(removed) == [vids[0], vids[2]]
@@ -102,14 +135,14 @@ def test_remove_items(store: SQLiteProfileStore) -> None:
     assert store.remove_items("alice", ["p0"]) == []
 
 
-def test_remove_never_touches_other_users(store: SQLiteProfileStore) -> None:
+def test_remove_never_touches_other_users(store: ProfileStore) -> None:
     store.add_items("alice", items("a"))
     store.add_items("bob", items("a"))
     assert store.remove_items("bob", ["p0"]) != []
     assert store.count_items("alice") == 1
 
 
-def test_same_item_id_for_two_users(store: SQLiteProfileStore) -> None:
+def test_same_item_id_for_two_users(store: ProfileStore) -> None:
     a = store.add_items("alice", items("alice's text"))
     b = store.add_items("bob", items("bob's text"))
     assert a != b
@@ -117,7 +150,7 @@ def test_same_item_id_for_two_users(store: SQLiteProfileStore) -> None:
     assert store.get_items("bob")[0].item.text == "bob's text"
 
 
-def test_items_by_vid_only_returns_own_rows(store: SQLiteProfileStore) -> None:
+def test_items_by_vid_only_returns_own_rows(store: ProfileStore) -> None:
     alice = store.add_items("alice", items("a0", "a1"))
     bob = store.add_items("bob", items("b0", "b1"))
     assert store.items_by_vid("alice", bob) == {}
@@ -128,14 +161,14 @@ def test_items_by_vid_only_returns_own_rows(store: SQLiteProfileStore) -> None:
     assert store.items_by_vid("mallory", [*alice, *bob]) == {}
 
 
-def test_users_are_sorted_and_include_profile_only_users(store: SQLiteProfileStore) -> None:
+def test_users_are_sorted_and_include_profile_only_users(store: ProfileStore) -> None:
     store.add_items("carol", items("c"))
     store.add_items("alice", items("a"))
     store.put_profile(UserProfile(user_id="bob", summary="no items yet"))
     assert store.users() == ["alice", "bob", "carol"]
 
 
-def test_user_ids_are_data_not_sql(store: SQLiteProfileStore) -> None:
+def test_user_ids_are_data_not_sql(store: ProfileStore) -> None:
     evil = "x' OR '1'='1"
     store.add_items("alice", items("secret"))
     store.add_items(evil, items("evil"))
@@ -145,8 +178,31 @@ def test_user_ids_are_data_not_sql(store: SQLiteProfileStore) -> None:
     assert store.count_items("alice") == 1
 
 
+def test_user_ids_are_data_not_names(store: ProfileStore) -> None:
+    """Ids that look alike as text, or hold characters namespaces and paths reserve, stay apart."""
+    ids = ["alice", "alice2", "a.b", "a%2Eb", "a_b", "aXb", "x/y", "zoë 💡", "..", "%", "a\x00b"]
+    for n, user_id in enumerate(ids):
+        store.add_items(user_id, items(f"text of {n}"))
+    assert store.users() == sorted(ids)
+    for n, user_id in enumerate(ids):
+        assert [s.item.text for s in store.get_items(user_id)] == [f"text of {n}"]
+        assert store.has_user(user_id)
+    assert store.delete_user("a.b") == ForgetReport(items=1, profile_versions=0)
+    assert store.users() == sorted(set(ids) - {"a.b"})
+    assert store.count_items("a%2Eb") == 1
+
+
+def test_a_user_whose_rows_are_all_removed_is_gone(store: ProfileStore) -> None:
+    store.add_items("alice", items("a", "b"))
+    store.add_items("bob", items("c"))
+    store.remove_items("alice", ["p0", "p1"])
+    assert store.users() == ["bob"]
+    assert not store.has_user("alice")
+    assert not store.has_user("mallory")  # asking about a user creates nothing
+
+
 # ---------------------------------------------------------------- profiles
-def test_profile_versions(store: SQLiteProfileStore) -> None:
+def test_profile_versions(store: ProfileStore) -> None:
     for version, summary in [(1, "first"), (3, "third"), (2, "second")]:
         store.put_profile(UserProfile(user_id="alice", version=version, summary=summary))
     latest = store.get_profile("alice")
@@ -157,7 +213,7 @@ def test_profile_versions(store: SQLiteProfileStore) -> None:
     assert store.get_profile("bob") is None
 
 
-def test_profile_round_trip(store: SQLiteProfileStore) -> None:
+def test_profile_round_trip(store: ProfileStore) -> None:
     profile = UserProfile(
         user_id="alice",
         interests=["machine translation"],
@@ -173,7 +229,7 @@ def test_profile_round_trip(store: SQLiteProfileStore) -> None:
     assert store.get_profile("alice") == profile
 
 
-def test_existing_profile_version_is_refused(store: SQLiteProfileStore) -> None:
+def test_existing_profile_version_is_refused(store: ProfileStore) -> None:
     store.put_profile(UserProfile(user_id="alice", version=1, summary="original"))
     with pytest.raises(StoreError, match="another process"):
         store.put_profile(UserProfile(user_id="alice", version=1, summary="overwrite"))
@@ -181,7 +237,7 @@ def test_existing_profile_version_is_refused(store: SQLiteProfileStore) -> None:
 
 
 # ---------------------------------------------------------------- delete_user
-def test_delete_user_counts_and_leaves_others_intact(store: SQLiteProfileStore) -> None:
+def test_delete_user_counts_and_leaves_others_intact(store: ProfileStore) -> None:
     store.add_items("alice", items("a", "b", "c"))
     store.put_profile(UserProfile(user_id="alice", version=1))
     store.put_profile(UserProfile(user_id="alice", version=2))
@@ -200,7 +256,7 @@ def test_delete_user_counts_and_leaves_others_intact(store: SQLiteProfileStore) 
 
 
 # ---------------------------------------------------------------- meta
-def test_meta(store: SQLiteProfileStore) -> None:
+def test_meta(store: ProfileStore) -> None:
     assert store.get_meta("format") is None
     store.set_meta("format", "v1")
     store.set_meta("dimension", "384")
@@ -209,15 +265,14 @@ def test_meta(store: SQLiteProfileStore) -> None:
     assert store.get_meta("dimension") == "384"
 
 
-def test_data_survives_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "store.sqlite3"
-    first = SQLiteProfileStore(path)
+def test_data_survives_reopen(backend: Backend) -> None:
+    first = backend.open()
     vids = first.add_items("alice", items("a", "b"))
     first.put_profile(UserProfile(user_id="alice", summary="s"))
     first.set_meta("k", "v")
     first.close()
 
-    again = SQLiteProfileStore(path)
+    again = backend.open()
     try:
         assert [s.vid for s in again.get_items("alice")] == vids
         profile = again.get_profile("alice")
@@ -229,14 +284,14 @@ def test_data_survives_reopen(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- atomicity
-def test_failed_batch_writes_nothing(store: SQLiteProfileStore) -> None:
+def test_failed_batch_writes_nothing(store: ProfileStore, backend: Backend) -> None:
     store.add_items("alice", items("kept"))
     batch = [
         HistoryItem(id="n1", text="one"),
         HistoryItem(id="n2", text="two"),
         HistoryItem(id="n1", text="clash inside the batch"),
     ]
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+    with pytest.raises(backend.clash, match=backend.clash_message):
         store.add_items("alice", batch)
     assert [s.item.text for s in store.get_items("alice")] == ["kept"]
     assert store.lookup("alice", ["n1", "n2"], []) == ({}, {})
@@ -245,13 +300,16 @@ def test_failed_batch_writes_nothing(store: SQLiteProfileStore) -> None:
     assert store.count_items("alice") == 3
 
 
-def test_batch_clashing_with_stored_id_writes_nothing(store: SQLiteProfileStore) -> None:
+def test_batch_clashing_with_stored_id_writes_nothing(
+    store: ProfileStore, backend: Backend
+) -> None:
     store.add_items("alice", [HistoryItem(id="p1", text="kept")])
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(backend.clash):
         store.add_items("alice", [HistoryItem(id="new", text="n"), HistoryItem(id="p1", text="x")])
     assert [s.item.id for s in store.get_items("alice")] == ["p1"]
 
 
+# ---------------------------------------------------------------- SQLite files only
 def test_failed_transaction_start_releases_the_lock(tmp_path: Path) -> None:
     path = tmp_path / "store.sqlite3"
     store = SQLiteProfileStore(path)
@@ -282,7 +340,6 @@ def test_failed_transaction_start_releases_the_lock(tmp_path: Path) -> None:
         store.close()
 
 
-# ---------------------------------------------------------------- corrupt files
 def test_random_bytes_file_raises_store_error(tmp_path: Path) -> None:
     path = tmp_path / "store.sqlite3"
     path.write_bytes(os.urandom(8192))
