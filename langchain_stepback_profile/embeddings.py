@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
+from langchain_stepback_profile.cpu import default_threads
 from langchain_stepback_profile.errors import StoreError
 
 DEFAULT_EMBEDDING_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -40,6 +41,9 @@ class MiniLMEmbeddings(Embeddings):
     """all-MiniLM-L6-v2 through sentence-transformers, loaded from local files only.
 
     Vectors are L2-normalised (cosine = inner product). The model loads on first use.
+    ``num_threads`` sets torch's CPU threads when it loads (torch's setting is per process):
+    default half the CPUs (see :func:`~langchain_stepback_profile.cpu.default_threads`);
+    ``0`` leaves torch's own setting alone.
 
     Example:
         ```python
@@ -51,9 +55,12 @@ class MiniLMEmbeddings(Embeddings):
 
     embedding_id = DEFAULT_EMBEDDING_ID
 
-    def __init__(self, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(
+        self, batch_size: int = 64, device: str = "cpu", num_threads: int | None = None
+    ) -> None:
         self.batch_size = batch_size
         self.device = device
+        self.num_threads = default_threads() if num_threads is None else num_threads
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -63,9 +70,12 @@ class MiniLMEmbeddings(Embeddings):
             if self._model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                import torch
                 from sentence_transformers import SentenceTransformer
                 from transformers.utils import logging as hf_logging
 
+                if self.num_threads:
+                    torch.set_num_threads(self.num_threads)
                 bars = hf_logging.is_progress_bar_enabled()
                 hf_logging.disable_progress_bar()  # no "Loading weights" bar on every start
                 try:

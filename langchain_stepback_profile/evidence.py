@@ -207,7 +207,8 @@ def extract_evidence(
     if not items:
         return Evidence([], [], [], StyleStats())
     texts = [item.text for item in items]
-    vectors = encode_texts(embeddings, texts)
+    # the centroid of what the user wrote (titles, tweets): short texts, cheap to embed
+    vectors = encode_texts(embeddings, [output_text(item)[:500] for item in items])
     centroid = vectors.mean(axis=0)
     centroid /= np.linalg.norm(centroid) or 1.0
     closeness = vectors @ centroid

@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from langchain_stepback_profile.evidence import STOPWORDS
-
 Verdict = Literal["ok", "chat", "copy", "empty"]
 
 _LEAD_IN = re.compile(
@@ -39,7 +37,13 @@ _LABEL = re.compile(
     r"^\s*(?:\*\*|#+\s*)?(?:title|headline|subject|paraphrase|tweet|answer|output)\s*:\s*",
     re.I,
 )
-_TRAIL = set(STOPWORDS) | {"&", "-", "–", "—", "and", "or", "for", "with", "via", "to", "of"}
+# words a title or sentence does not end on
+_TRAIL_TEXT = """
+    a an the and or but nor of for with via to in on at by from into onto as than that
+    which who whose whom this these those its their our your his her my is are was were be
+    been being do does did not no & - – —
+"""
+_TRAIL = frozenset(_TRAIL_TEXT.split())
 _BOUNDARY = {"and", "for", "with", "via", "in", "on", "to", "using", "from", "by", "through"}
 # formal phrase -> the informal forms that stand for it, as users spell them
 _FORMS: dict[str, tuple[str, ...]] = {

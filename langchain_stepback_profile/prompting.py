@@ -139,7 +139,13 @@ def _few_shot(text: str, docs: Sequence[Document], task: TaskSpec) -> list[BaseM
         and d.metadata.get("output")
         and d.metadata.get("input")
     ]
-    pairs.sort(key=lambda d: (-d.metadata["position"], d.metadata.get("score", 0.0)))
+    # a paper the co-authors share is shown once, where its earliest author would show it
+    first: dict[str, Document] = {}
+    for d in pairs:
+        first.setdefault(d.metadata["output"], d)
+    pairs = sorted(
+        first.values(), key=lambda d: (-d.metadata["position"], d.metadata.get("score", 0.0))
+    )
     messages: list[BaseMessage] = []
     for d in pairs:
         messages += [

@@ -20,7 +20,6 @@ import contextvars
 import copy
 import importlib.util
 import json
-import os
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +50,7 @@ from llama_cpp.llama_grammar import (
 )
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from langchain_stepback_profile.cpu import default_threads
 from langchain_stepback_profile.errors import ContextOverflowError, StepBackProfileError
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -85,20 +85,6 @@ def default_model_path() -> Path:
             "GGUF file"
         )
     return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF
-
-
-def default_threads() -> int:
-    """CPU threads for llama.cpp: half the CPUs this process may use, at least 1, at most 4.
-
-    llama.cpp's threads spin while they wait for each other, so when other work shares the
-    CPUs (an embedding model, other processes) using them all is much slower, not faster: on 2
-    busy CPUs, 2 threads generated 23 tokens/s and 1 thread 51 (bench/local_llm_speed.py).
-    """
-    try:
-        available = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        available = os.cpu_count() or 1
-    return max(1, min(4, available // 2))
 
 
 @dataclass(frozen=True)
