@@ -15,7 +15,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableParallel
 
 from langchain_stepback_profile.errors import InvalidArgumentError
@@ -116,17 +116,23 @@ class Personalizer:
     ) -> None:
         self.llm = llm
         self.task = task
-        self.layout = resolve_strategy(strategy, llm)
+        self.layout = resolve_strategy(strategy, llm, task)
         self.control = control
 
     def _plan(
         self, text: str, docs: Sequence[Document]
     ) -> tuple[list[BaseMessage], Any, float | None]:
-        words = typical_words(docs) if self.control else None
-        model = with_max_tokens(self.llm, int(words * 3) + 16) if words else self.llm
+        # a rewrite keeps its input's length; anything else is cut near the user's length
+        words = None if self.task.rewrite or not self.control else typical_words(docs)
+        budget = words or (len(text.split()) if self.task.rewrite else None)
+        model = with_max_tokens(self.llm, int(budget * 3) + 16) if budget else self.llm
+        if self.layout == "style":
+            return [], model, words
         return build_prompt(text, docs, self.task, self.layout), model, words
 
-    def _check(self, answer: Any, docs: Sequence[Document], words: float | None) -> Controlled:
+    def _check(
+        self, answer: Any, text: str, docs: Sequence[Document], words: float | None
+    ) -> Controlled:
         raw = answer.content if isinstance(answer.content, str) else str(answer.content)
         if not self.control:
             return Controlled(raw.strip(), "ok")
@@ -137,6 +143,7 @@ class Personalizer:
             sources=prompt_sources(docs),
             word_forms=stats.get("characteristic_forms", ()),
             lowercase=stats.get("lowercase_share", 0) >= 0.5,
+            anchor=text if self.task.rewrite else None,
         )
 
     def _result(
@@ -160,7 +167,7 @@ class Personalizer:
                 "verdicts": [c.verdict for c in checks],
                 "actions": [a for c in checks for a in c.actions],
                 "fallback": final.verdict != "ok",
-                "llm_calls": len(checks),
+                "llm_calls": 0 if self.layout == "style" else len(checks),
             },
         }
 
@@ -168,21 +175,28 @@ class Personalizer:
         self, text: str, docs: Sequence[Document], config: RunnableConfig | None = None
     ) -> dict[str, Any]:
         messages, model, words = self._plan(text, docs)
-        checks = [self._check(model.invoke(messages, config), docs, words)]
+        if not messages:  # the style layout: the input in the user's word forms, no LLM call
+            return self._result(text, docs, [], [self._restyle(text, docs)], words)
+        checks = [self._check(model.invoke(messages, config), text, docs, words)]
         if checks[-1].verdict != "ok" and self.layout != "plain":
             plain = build_prompt(text, docs, self.task, "plain")
-            checks.append(self._check(model.invoke(plain, config), docs, words))
+            checks.append(self._check(model.invoke(plain, config), text, docs, words))
         return self._result(text, docs, messages, checks, words)
 
     async def arun(
         self, text: str, docs: Sequence[Document], config: RunnableConfig | None = None
     ) -> dict[str, Any]:
         messages, model, words = self._plan(text, docs)
-        checks = [self._check(await model.ainvoke(messages, config), docs, words)]
+        if not messages:  # the style layout: the input in the user's word forms, no LLM call
+            return self._result(text, docs, [], [self._restyle(text, docs)], words)
+        checks = [self._check(await model.ainvoke(messages, config), text, docs, words)]
         if checks[-1].verdict != "ok" and self.layout != "plain":
             plain = build_prompt(text, docs, self.task, "plain")
-            checks.append(self._check(await model.ainvoke(plain, config), docs, words))
+            checks.append(self._check(await model.ainvoke(plain, config), text, docs, words))
         return self._result(text, docs, messages, checks, words)
+
+    def _restyle(self, text: str, docs: Sequence[Document]) -> Controlled:
+        return self._check(AIMessage(text), text, docs, None)
 
 
 def create_personalized_chain(

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-Verdict = Literal["ok", "chat", "copy", "empty"]
+Verdict = Literal["ok", "chat", "copy", "drift", "empty"]
 
 _LEAD_IN = re.compile(
     r"^\s*(?:(?:sure|certainly|of course|okay|great)\s*[!.,]|(?:here(?:'s| is| are)|the "
@@ -159,11 +159,14 @@ def control(
     sources: Sequence[str] = (),
     word_forms: Sequence[str] = (),
     lowercase: bool = False,
+    anchor: str | None = None,
 ) -> Controlled:
     """Clean, check and shape one answer.
 
     ``sources`` are the texts the prompt showed (profile lines, retrieved items): an answer
-    made of one of them is a copy. The verdict says whether the answer can be used.
+    made of one of them is a copy. ``anchor`` is the input of a rewriting task: an answer
+    that keeps under a third of its words has drifted away from it. The verdict says whether
+    the answer can be used.
     """
     actions: list[str] = []
     text = first_line(raw)
@@ -183,6 +186,8 @@ def control(
     for source in sources:
         if len(_words(text)) >= 3 and overlap(text, source) >= 0.9 and overlap(source, text) >= 0.6:
             return Controlled(text, "copy", actions)
+    if anchor is not None and overlap(text, anchor) < 1 / 3:
+        return Controlled(text, "drift", actions)
     if word_forms or lowercase:
         styled = apply_word_forms(text, word_forms, lowercase)
         if styled != text:

@@ -316,3 +316,45 @@ def test_control_can_be_turned_off(store: ProfileMemory) -> None:
         chain.invoke(ABSTRACT, config={"configurable": {"user_ids": ["alice"]}})
         == "Sure! Here it is: X"
     )
+
+
+def test_style_layout_rewrites_the_input_in_the_users_forms_without_an_llm_call(
+    memory: ProfileMemory,
+) -> None:
+    from langchain_stepback_profile.llms import LocalChatModel
+    from langchain_stepback_profile.prompting import resolve_strategy
+
+    tweets = get_task("tweet_paraphrase")
+    assert resolve_strategy("auto", LocalChatModel.model_construct(), tweets) == "style"
+    assert resolve_strategy("auto", RecordingChat(), tweets) == "paper"
+    with pytest.raises(InvalidArgumentError, match="only rewrites"):
+        resolve_strategy("style", RecordingChat(), TITLE_TASK)
+
+    memory.add("u", ["im so tired lol", "dont care lol", "im out of here", "dont ask lol"])
+    memory.refresh(strategy="extractive")
+    llm = RecordingChat()
+    retriever = StepBackProfileRetriever(memory=memory, k=2)
+    chain = create_personalized_chain(
+        llm, retriever, task=tweets, strategy="style", return_context=True
+    )
+    result = chain.invoke(
+        "I am tired and I do not care", config={"configurable": {"user_ids": ["u"]}}
+    )
+    assert llm.prompts == []  # no LLM call at all
+    assert result["output"] == "im tired and i dont care"  # forms and lower case of the user
+    assert result["control"]["llm_calls"] == 0
+
+
+def test_a_paraphrase_that_drifts_from_its_input_falls_back_to_the_input(
+    memory: ProfileMemory,
+) -> None:
+    memory.add("u", ["so tired today", "need coffee now"])
+    llm = RecordingChat(reply="Coffee is a popular drink around the world.")
+    retriever = StepBackProfileRetriever(memory=memory, k=1, include_profiles=False)
+    chain = create_personalized_chain(
+        llm, retriever, task="tweet_paraphrase", strategy="paper", return_context=True
+    )
+    tweet = "I really need some sleep tonight"
+    result = chain.invoke(tweet, config={"configurable": {"user_ids": ["u"]}})
+    assert result["control"]["verdicts"] == ["drift", "drift"]
+    assert result["output"] == tweet

@@ -84,3 +84,9 @@ def test_control_reports_its_actions() -> None:
     assert out.verdict == "ok"
     assert "cut to length" in out.actions and "cleaned" in out.actions
     assert len(out.text.split()) <= 7
+
+
+def test_drift_from_the_input_of_a_rewrite() -> None:
+    tweet = "I really need some sleep tonight"
+    assert control("need some sleep tonight for real", anchor=tweet).verdict == "ok"
+    assert control("Coffee is a popular drink.", anchor=tweet).verdict == "drift"
