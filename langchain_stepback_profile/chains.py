@@ -20,7 +20,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, R
 
 from langchain_stepback_profile.errors import InvalidArgumentError
 from langchain_stepback_profile.llms import with_max_tokens
-from langchain_stepback_profile.output_control import Controlled, control, cut_to_length, first_line
+from langchain_stepback_profile.output_control import Controlled, control, headline
 from langchain_stepback_profile.prompting import (
     PromptStrategy,
     build_prompt,
@@ -94,10 +94,10 @@ def prompt_sources(docs: Sequence[Document]) -> list[str]:
 
 def fallback_output(text: str, task: TaskSpec, words: float | None) -> str:
     """What is returned when the model gives nothing usable twice: the input itself for a
-    rewriting task, else its opening words cut to the typical length."""
+    rewriting task, else a headline from its first sentence cut to the typical length."""
     if task.rewrite:
         return text
-    return cut_to_length(first_line(text), words or 10, slack=1.0)
+    return headline(text, words or 10)
 
 
 class Personalizer:
@@ -144,6 +144,7 @@ class Personalizer:
             word_forms=stats.get("characteristic_forms", ()),
             lowercase=stats.get("lowercase_share", 0) >= 0.5,
             anchor=text if self.task.rewrite else None,
+            given=None if self.task.rewrite else text,
         )
 
     def _result(

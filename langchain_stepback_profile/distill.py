@@ -41,6 +41,7 @@ from langchain_stepback_profile.evidence import (
 )
 from langchain_stepback_profile.history import HistoryItem, history_hash
 from langchain_stepback_profile.llms import with_max_tokens
+from langchain_stepback_profile.output_control import overlap
 from langchain_stepback_profile.profile import ProfileDraft, UserProfile, WritingStyle
 from langchain_stepback_profile.prompting import is_small_model
 from langchain_stepback_profile.tasks import TaskSpec, get_task
@@ -48,7 +49,7 @@ from langchain_stepback_profile.usage import LLMUsage
 
 logger = logging.getLogger(__name__)
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 BuildMode = Literal["unchanged", "built", "updated"]
 ProfileStrategy = Literal["auto", "llm", "extractive", "hybrid"]
 PROFILE_STRATEGIES: tuple[str, ...] = ("auto", "llm", "extractive", "hybrid")
@@ -439,10 +440,12 @@ class StepBackProfiler:
         summary, from that evidence, in one short call."""
         evidence = extract_evidence(items, self.embeddings)
         texts = yield [self._evidence_request(evidence)]
+        summary = first_sentences(texts[0], 2)
+        if not summary or overlap(summary, " ".join(evidence.representative)) >= 0.6:
+            # a small model often just repeats the examples: say what the evidence says instead
+            summary = f"Works on {', '.join(evidence.phrases[:3] or evidence.keywords[:3])}."
         draft = ProfileDraft(
-            interests=evidence.phrases,
-            keywords=evidence.keywords,
-            summary=first_sentences(texts[0], 2),
+            interests=evidence.phrases, keywords=evidence.keywords, summary=summary
         )
         return draft, 1
 

@@ -41,6 +41,8 @@ _STOPWORD_TEXT = """
     yours yourself yourselves via using use used based new show shows paper propose proposed
     approach method methods results result work task tasks model models present study
     however within without well one two three first however many much may might also
+    outperforms outperform performance state-of-the-art significantly substantially
+    improve improves improved improvement existing different various simple simpler
 """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 # phrases every author in a field uses; they say nothing about one author
@@ -226,8 +228,15 @@ def extract_evidence(
         for i in np.argsort(-score, kind="stable"):
             target = ranked_phrases if " " in pool[i] else ranked_words
             target.append(pool[i])
+        # phrases that share a word say the same thing twice ("markov chain", "chain monte")
+        chosen: list[str] = []
+        for phrase in ranked_phrases:
+            if len(chosen) < phrases and not any(
+                set(phrase.split()) & set(c.split()) for c in chosen
+            ):
+                chosen.append(phrase)
+        ranked_phrases = chosen
         # a word already inside a chosen phrase adds nothing
-        chosen = ranked_phrases[:phrases]
         ranked_words = [w for w in ranked_words if not any(w in p.split() for p in chosen)]
     return Evidence(
         keywords=ranked_words[:keywords],

@@ -91,6 +91,34 @@ def overlap(a: str, b: str) -> float:
     return sum(w in other for w in words) / len(words)
 
 
+def _squash(text: str) -> str:
+    return " ".join(_words(text))
+
+
+_OPENING = re.compile(
+    r"^\s*(?:(?:in|with) (?:this|the present) (?:paper|work|article|study)|this (?:paper|work|"
+    r"article|study)|here|we)[\s,]*(?:we\s+)?(?:propose|present|introduce|describe|study|"
+    r"consider|investigate|address|explore|develop|show|report|examine|tackle|focus on)?\s*"
+    r"(?:the (?:task|problem) of\s+)?(?:(?:a|an|the)\s+)?",
+    re.I,
+)
+
+
+def headline(text: str, typical_words: float) -> str:
+    """A title-like phrase from a text's first sentence: its research-paper opening ("In this
+    paper, we consider the task of") removed, cut near the typical length.
+
+    Example:
+        >>> headline("In this paper, we consider the task of learning control policies for "
+        ...          "text-based games. In these games...", 8)
+        'Learning control policies for text-based games'
+    """
+    sentence = re.split(r"(?<=[.!?])\s+", first_line(text), maxsplit=1)[0].rstrip(".!?")
+    rest = _OPENING.sub("", sentence, count=1) or sentence
+    cut = cut_to_length(rest, typical_words, slack=1.0)
+    return cut[:1].upper() + cut[1:]
+
+
 def first_line(text: str) -> str:
     """The first non-empty line, without chat lead-ins, labels, quotes or markdown marks."""
     for line in text.strip().splitlines():
@@ -160,13 +188,15 @@ def control(
     word_forms: Sequence[str] = (),
     lowercase: bool = False,
     anchor: str | None = None,
+    given: str | None = None,
 ) -> Controlled:
     """Clean, check and shape one answer.
 
     ``sources`` are the texts the prompt showed (profile lines, retrieved items): an answer
     made of one of them is a copy. ``anchor`` is the input of a rewriting task: an answer
     that keeps under a third of its words has drifted away from it. The verdict says whether
-    the answer can be used.
+    the answer can be used. ``given`` is the input of any other task: an answer that is a
+    verbatim piece of it (the abstract's first sentence as a "title") is a copy too.
     """
     actions: list[str] = []
     text = first_line(raw)
@@ -176,6 +206,8 @@ def control(
         return Controlled("", "empty", actions)
     if _CHAT.match(text):
         return Controlled(text, "chat", actions)
+    if given is not None and len(_words(text)) >= 4 and _squash(text) in _squash(given):
+        return Controlled(text, "copy", actions)
     looped = cut_repetition(text)
     if looped != text:
         text, actions = looped, [*actions, "cut repetition"]

@@ -90,3 +90,21 @@ def test_drift_from_the_input_of_a_rewrite() -> None:
     tweet = "I really need some sleep tonight"
     assert control("need some sleep tonight for real", anchor=tweet).verdict == "ok"
     assert control("Coffee is a popular drink.", anchor=tweet).verdict == "drift"
+
+
+@pytest.mark.parametrize(
+    ("abstract", "expected"),
+    [
+        (
+            "In this paper, we consider the task of learning control policies for text-based "
+            "games. More text.",
+            "Learning control policies for text-based games",
+        ),
+        ("We present a parser for tweets.", "Parser for tweets"),
+        ("Coherence matters for text quality.", "Coherence matters for text quality"),
+    ],
+)
+def test_headline_from_an_abstract(abstract: str, expected: str) -> None:
+    from langchain_stepback_profile.output_control import headline
+
+    assert headline(abstract, 8) == expected
