@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         docs = retriever.invoke(query["abstract"], user_ids=users) if users else []
         result = step.run(query["abstract"], docs, {"callbacks": [usage]})
         note = " (fallback)" if result["control"]["fallback"] else ""
-        print(f"Title, {label + ',':<28} {usage.calls} LLM call: {result['output']}{note}")
+        calls = f"{usage.calls} LLM call{'s' if usage.calls != 1 else ''}"
+        print(f"Title, {label + ',':<28} {calls}: {result['output']}{note}")
 
     print(
         f"\nDone in {time.perf_counter() - started:.1f} s. What the embedded SmolLM2-135M can "

@@ -316,9 +316,7 @@ class StepBackProfiler:
             interests=evidence.phrases,
             keywords=evidence.keywords,
             style=WritingStyle(**evidence.style.describe()),
-            summary=("Representative: " + " | ".join(evidence.representative))
-            if evidence.representative
-            else "",
+            summary=" | ".join(evidence.representative),  # the most typical items, verbatim
         )
         return self._finish(user_id, items, previous, mode, LLMUsage(), draft, 0)
 

@@ -95,6 +95,12 @@ def _squash(text: str) -> str:
     return " ".join(_words(text))
 
 
+def _is_piece_of(text: str, given: str) -> bool:
+    """A verbatim run of ``given``: four words or more anywhere, or its opening words."""
+    piece, whole = _squash(text), _squash(given)
+    return bool(piece) and piece in whole and (piece.count(" ") >= 3 or whole.startswith(piece))
+
+
 _OPENING = re.compile(
     r"^\s*(?:(?:in|with) (?:this|the present) (?:paper|work|article|study)|this (?:paper|work|"
     r"article|study)|here|we)[\s,]*(?:we\s+)?(?:propose|present|introduce|describe|study|"
@@ -206,8 +212,6 @@ def control(
         return Controlled("", "empty", actions)
     if _CHAT.match(text):
         return Controlled(text, "chat", actions)
-    if given is not None and len(_words(text)) >= 4 and _squash(text) in _squash(given):
-        return Controlled(text, "copy", actions)
     looped = cut_repetition(text)
     if looped != text:
         text, actions = looped, [*actions, "cut repetition"]
@@ -215,6 +219,9 @@ def control(
         shorter = cut_to_length(text, typical_words)
         if shorter != text:
             text, actions = shorter, [*actions, "cut to length"]
+    # checked on what would be returned: a model that continues the abstract is cut to a piece
+    if given is not None and _is_piece_of(text, given):
+        return Controlled(text, "copy", actions)
     for source in sources:
         if len(_words(text)) >= 3 and overlap(text, source) >= 0.9 and overlap(source, text) >= 0.6:
             return Controlled(text, "copy", actions)

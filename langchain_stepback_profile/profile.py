@@ -23,7 +23,9 @@ _PLACEHOLDER = re.compile(
 
 
 SUPPORTED = 0.5
-"""A claim is supported when at least this share of its words occurs in the history."""
+"""A topic or keyword is supported when at least this share of its words occurs in the history."""
+SENTENCE_SUPPORTED = 0.75
+"""A summary sentence needs more: its filler words ("works on", "uses") are common anyway."""
 
 
 def is_placeholder(text: str) -> bool:
@@ -150,11 +152,16 @@ class UserProfile(ProfileDraft):
         """The share of claims the history supports; None when they were not checked."""
         if not self.support:
             return None
-        return round(sum(s >= SUPPORTED for s in self.support.values()) / len(self.support), 3)
+        return round(1 - len(self.unsupported()) / len(self.support), 3)
 
     def unsupported(self) -> list[str]:
         """Claims whose words the history does not contain (likely invented)."""
-        return [claim for claim, s in self.support.items() if s < SUPPORTED]
+        terms = {*self.interests, *self.keywords}
+        return [
+            claim
+            for claim, share in self.support.items()
+            if share < (SUPPORTED if claim in terms else SENTENCE_SUPPORTED)
+        ]
 
     @property
     def typical_words(self) -> float | None:
