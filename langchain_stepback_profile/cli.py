@@ -49,6 +49,8 @@ from langchain_stepback_profile.errors import (
     StoreError,
     UnknownUserError,
 )
+from langchain_stepback_profile.evaluation.methods import METHODS
+from langchain_stepback_profile.evaluation.tasks import EVAL_TASKS
 from langchain_stepback_profile.history import history_hash
 from langchain_stepback_profile.loaders import FORMATS, detect_format, load_histories
 from langchain_stepback_profile.memory import ProfileMemory, RefreshReport
@@ -472,6 +474,38 @@ def cmd_users(session: Session, args: argparse.Namespace) -> None:
     )
 
 
+def cmd_eval(session: Session, args: argparse.Namespace) -> None:
+    """Compare methods on an evaluation set; write results, report and charts under --out."""
+    from langchain_stepback_profile.evaluation import run_eval
+    from langchain_stepback_profile.evaluation.report import results_table
+
+    llm = session.llm()
+    if "temperature" in type(llm).model_fields and llm.temperature != 0:  # deterministic runs
+        llm = llm.model_copy(update={"temperature": 0.0})
+    out = args.out or Path("eval-out") / args.task
+    report = run_eval(
+        args.task,
+        args.data,
+        methods=args.methods,
+        limit=args.limit,
+        llm=llm,
+        embeddings=session.embeddings(),
+        k=args.k,
+        out_dir=out,
+        store_dir=getattr(args, "store", None),
+        seed=args.seed,
+        profile_strategy=args.profile_strategy,
+    )
+    if session.json:
+        session.emit(report.to_dict())
+        return
+    session.console.print(
+        Text(f"{report.task}: {report.n_items} items, {len(report.rows)} methods", style="bold")
+    )
+    session.console.print(Text(results_table(report)))
+    session.console.print(Text(f"Report, results and charts: {out}/report.md", style="dim"))
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Run the packaged demo (it prints to stdout itself)."""
     from langchain_stepback_profile import demo
@@ -641,14 +675,21 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _command(
-    subparsers: Any, name: str, handler: Callable[..., Any], help_: str, example: str
+    subparsers: Any,
+    name: str,
+    handler: Callable[..., Any],
+    help_: str,
+    example: str,
+    **options: Any,
 ) -> argparse.ArgumentParser:
+    """A subcommand parser with the common options; ``options`` go to ``add_parser``."""
     parser = subparsers.add_parser(
         name,
-        help=help_,
+        help=help_.replace("%", "%%"),  # argparse formats help with %, not descriptions
         description=help_,
         epilog=f"Example:\n{example}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        **options,
     )
     _add_common(parser)
     parser.set_defaults(handler=handler)
@@ -730,7 +771,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="llm: the paper's profile, written by the model from the history; hybrid: "
         "measured topics and style, the model writes the summary (one short call); "
-        "extractive: no LLM (default: llm)",
+        "extractive: no LLM; auto: hybrid for small local models, llm for others (default: "
+        "the store's last choice, else auto)",
     )
     show = _command(
         profile_commands,
@@ -799,6 +841,62 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_users,
         "List users with their item counts and profile versions.",
         f"  {PROG} users\n  {PROG} users --json | jq -r '.users[].user_id'",
+    )
+    evaluate = _command(
+        commands,
+        "eval",
+        cmd_eval,
+        "Compare personalization methods on a LaMP or PSW-like split (metrics with 95% CIs, "
+        "cost, diagnostics); an interrupted run resumes.",
+        f"  {PROG} eval --task LaMP-7 --data ../shared/data/LaMP_7 --limit 20\n"
+        f"  {PROG} eval --task PSW-title --data ../shared/data/PSW_like --limit 5 \\\n"
+        "      --methods non-personalized,step-back,shuffled,two-stage\n"
+        f"  {PROG} eval --task LaMP-5 --data DIR --llm openai:gpt-4o-mini --out eval-out/gpt",
+        conflict_handler="resolve",  # its own --task and --store replace the common ones
+    )
+    evaluate.add_argument(
+        "--task",
+        required=True,
+        choices=list(EVAL_TASKS),
+        help="the evaluation task: LaMP-1 ... LaMP-7 (questions.json + outputs.json), "
+        "PSW-title or PSW-abstract (papers.jsonl + targets.jsonl)",
+    )
+    evaluate.add_argument(
+        "--data", type=Path, required=True, metavar="DIR", help="the folder of the split"
+    )
+    evaluate.add_argument(
+        "--limit", type=_positive, metavar="N", help="evaluate N items (a seeded shuffle)"
+    )
+    evaluate.add_argument(
+        "--methods",
+        type=_user_list,
+        metavar="A,B",
+        help=f"methods to compare (default: all that apply): {', '.join(METHODS)}",
+    )
+    evaluate.add_argument(
+        "--k",
+        type=_positive,
+        default=DEFAULT_K,
+        help=f"history items retrieved per user (default {DEFAULT_K})",
+    )
+    evaluate.add_argument(
+        "--out", type=Path, metavar="DIR", help="results and report (default eval-out/TASK)"
+    )
+    evaluate.add_argument(
+        "--store",
+        type=Path,
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="the evaluation store of histories and profiles (default OUT/store)",
+    )
+    evaluate.add_argument(
+        "--seed", type=int, default=0, help="item choice, shuffled order, bootstrap (default 0)"
+    )
+    evaluate.add_argument(
+        "--profile-strategy",
+        choices=PROFILE_STRATEGIES,
+        default="hybrid",
+        help="how profiles are written (default hybrid: one short LLM call per user)",
     )
     _command(
         commands,

@@ -48,7 +48,7 @@ def detect_format(path: str | Path) -> str:
     by_extension = _EXTENSIONS.get(path.suffix.lower())
     if by_extension is not None:
         return by_extension
-    head = _read_text(path).lstrip()[:1]
+    head = read_text(path).lstrip()[:1]
     return {"[": "lamp", "{": "jsonl"}.get(head, "csv")
 
 
@@ -75,14 +75,9 @@ def load_histories(
 
 def load_lamp(path: str | Path, *, user: str | None = None) -> Histories:
     """Read a LaMP ``questions.json``: each query's profile items become its user's history."""
-    text = _read_text(Path(path))
-    try:
-        queries = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataFormatError(
-            f"{path}, line {err.lineno}, column {err.colno}: malformed JSON ({err.msg}); fix the "
-            "file, or use --format jsonl if it holds one JSON object per line"
-        ) from None
+    queries = read_json(
+        Path(path), fix="fix the file, or use --format jsonl if it holds one JSON object per line"
+    )
     if not isinstance(queries, list):
         raise DataFormatError(
             f"{path}: a LaMP questions.json is a JSON list of queries "
@@ -109,21 +104,8 @@ def load_lamp(path: str | Path, *, user: str | None = None) -> Histories:
 def load_jsonl(path: str | Path, *, user: str | None = None) -> Histories:
     """Read one JSON item per line; blank lines are skipped."""
     builder = _Builder(path, user)
-    for number, line in enumerate(_read_text(Path(path)).splitlines(), start=1):
-        if not line.strip():
-            continue
+    for row, number in iter_jsonl(Path(path)):
         where = f"line {number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataFormatError(
-                f"{path}, {where}, column {err.colno}: malformed JSON ({err.msg}); each line "
-                "must be one JSON object"
-            ) from None
-        if not isinstance(row, dict):
-            raise DataFormatError(
-                f"{path}, {where}: expected a JSON object, got a JSON {type(row).__name__}"
-            )
         if isinstance(row.get("profile"), list):
             raise DataFormatError(
                 f"{path}, {where}: this is a LaMP query (it has a 'profile' list), not a history "
@@ -157,7 +139,9 @@ def load_csv(path: str | Path, *, user: str | None = None) -> Histories:
 
 
 # --------------------------------------------------------------------- helpers
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """A UTF-8 file's text; a missing, unreadable, non-UTF-8 or empty file is a
+    :class:`DataFormatError` that names it and the fix."""
     if not path.exists():
         raise DataFormatError(f"{path}: no such file; check the path")
     if not path.is_file():
@@ -171,13 +155,43 @@ def _read_text(path: Path) -> str:
     except OSError as err:
         raise DataFormatError(f"{path}: cannot be read ({err.strerror})") from None
     if not text.strip():
-        raise DataFormatError(f"{path}: the file is empty; it holds no history items")
+        raise DataFormatError(f"{path}: the file is empty")
     return text
+
+
+def read_json(path: Path, fix: str = "fix or replace the file") -> Any:
+    """A JSON file's value; malformed JSON is a :class:`DataFormatError` with line and column."""
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise DataFormatError(
+            f"{path}, line {err.lineno}, column {err.colno}: malformed JSON ({err.msg}); {fix}"
+        ) from None
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[dict[str, Any], int]]:
+    """``(object, line number)`` for every non-blank line of a JSON Lines file."""
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataFormatError(
+                f"{where}, column {err.colno}: malformed JSON ({err.msg}); each line must be "
+                "one JSON object"
+            ) from None
+        if not isinstance(row, dict):
+            raise DataFormatError(
+                f"{where}: expected a JSON object, got a JSON {type(row).__name__}"
+            )
+        yield row, number
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[list[str], int]]:
     """(fields, line number where the row starts) for each non-empty row, header first."""
-    reader = csv.reader(_read_text(path).splitlines(keepends=True), strict=True)
+    reader = csv.reader(read_text(path).splitlines(keepends=True), strict=True)
     start = 1
     while True:
         try:

@@ -30,11 +30,13 @@ _LEAD_IN = re.compile(
 _CHAT = re.compile(
     r"^\s*(?:i(?:'m| am) (?:ready|happy|glad|sorry)|as an ai|i can(?:not|'t)? (?:help|assist)"
     r"|(?:this|the) (?:paper|abstract|article|tweet|text|email|review) (?:is|was|discusses|"
-    r"describes|presents|talks|says|seems|mentions)|it (?:sounds|seems) like|what a\b)",
+    r"describes|presents|talks|says|seems|mentions)|it (?:sounds|seems) like|what a\b"
+    r"|(?:the|this) (?:author|user|writer)(?:'s)? (?:tweet|post|text|message))",
     re.I,
 )
 _LABEL = re.compile(
-    r"^\s*(?:\*\*|#+\s*)?(?:title|headline|subject|paraphrase|tweet|answer|output)\s*:\s*",
+    r"^\s*(?:\*\*|#+\s*)?(?:(?:title|headline|subject|paraphrase|tweet|answer|output)\s*:"
+    r"|\[author \d+\])\s*",  # "[Author 1]": how the paper layout lists the history
     re.I,
 )
 # words a title or sentence does not end on
@@ -182,7 +184,8 @@ def apply_word_forms(text: str, forms: Sequence[str], lowercase: bool = False) -
     for formal, informal in sorted(_FORMS.items(), key=lambda kv: -len(kv[0])):
         choice = next((f for f in informal if f in used), None)
         if choice:
-            text = re.sub(rf"\b{re.escape(formal)}\b", choice, text, flags=re.I)
+            # not inside a contraction: "you're" must not become "u're"
+            text = re.sub(rf"\b{re.escape(formal)}\b(?!')", choice, text, flags=re.I)
     return text.lower() if lowercase else text
 
 

@@ -108,3 +108,12 @@ def test_headline_from_an_abstract(abstract: str, expected: str) -> None:
     from langchain_stepback_profile.output_control import headline
 
     assert headline(abstract, 8) == expected
+
+
+def test_failures_seen_in_the_evaluation() -> None:
+    # the paper layout lists history as "[Author 1] ..." and the model repeats the marker
+    assert first_line("[Author 1] Neural Parsing of Tweets") == "Neural Parsing of Tweets"
+    # a "paraphrase" that describes the tweet
+    assert control("The author's tweet is about feeling tired.").verdict == "chat"
+    # a contraction is left alone, not turned into a form the user never writes
+    assert apply_word_forms("you're late, you know", ["u"]) == "you're late, u know"

@@ -1,0 +1,231 @@
+"""Writing an :class:`~.scoring.EvalReport`: ``report.json``, ``report.md`` and two PNG charts
+(each metric per method with its 95% interval; the cost of a query per method).
+
+Example:
+    ```python
+    paths = write_report(report, Path("docs/benchmarks/eval/LaMP-7"))
+    print(results_table(report))
+    ```
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from langchain_stepback_profile.evaluation.scoring import EvalReport
+
+HIGHER_IS_BETTER = {"rouge-1": True, "rouge-L": True, "accuracy": True, "macro-F1": True}
+"""Direction of each metric (MAE and RMSE: lower is better)."""
+
+
+def _ci(cell: dict[str, float] | None, key: str = "value") -> str:
+    if not cell:
+        return "-"
+    return f"{cell[key]:.3f} [{cell['low']:.3f}, {cell['high']:.3f}]"
+
+
+def _signed(cell: dict[str, float] | None) -> str:
+    if not cell:
+        return "-"
+    return f"{cell['diff']:+.3f} [{cell['low']:+.3f}, {cell['high']:+.3f}]"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _headline(report: EvalReport) -> str:
+    """The metric differences are paired on: the first per-item one."""
+    return report.metrics[0]
+
+
+def results_table(report: EvalReport) -> str:
+    """Method x metric with 95% CIs, paired differences of the headline metric (to the
+    non-personalized row, the calibration baseline and the row's control), and cost."""
+    head = _headline(report)
+    scored = {n: r for n, r in report.rows.items() if "metrics" in r}
+    baseline = any("vs_baseline" in r for r in scored.values())
+    header = [
+        "method",
+        "layout",
+        *(f"{m} [95% CI]" for m in report.metrics),
+        f"Δ {head} vs non-personalized",
+        *([f"Δ {head} vs calibration baseline"] if baseline else []),
+        f"Δ {head} vs paired row",
+        "LLM calls/query",
+        "s/query",
+    ]
+    rows = []
+    for name, row in scored.items():
+        paired = row.get("vs_compare_to", {}).get(head)
+        rows.append(
+            [
+                name,
+                row["layout"] or "-",
+                *(_ci(row["metrics"].get(m)) for m in report.metrics),
+                _signed(row.get("vs_non_personalized", {}).get(head)),
+                *([_signed(row.get("vs_baseline", {}).get(head))] if baseline else []),
+                f"{_signed(paired)} ({row['compare_to']})" if paired else "-",
+                f"{row['cost']['llm_calls']:.2f}",
+                f"{row['cost']['seconds']:.2f}",
+            ]
+        )
+    return _table(header, rows)
+
+
+def diagnostics_table(report: EvalReport) -> str:
+    """Output length against gold length, copies, empty and unparseable outputs, answers output
+    control refused (then regenerated with the plain prompt), fallbacks."""
+    label_task = report.kind != "generation"
+    header = [
+        "method",
+        "words (gold)",
+        "copies of prompt text",
+        "empty",
+        *(["unparseable"] if label_task else []),
+        "first answer rejected",
+        "fallbacks",
+        "context overflows",
+        "tokens in/out per query",
+    ]
+    rows = []
+    for name, row in report.rows.items():
+        if "diagnostics" not in row:
+            continue
+        d, c = row["diagnostics"], row["cost"]
+        rows.append(
+            [
+                name,
+                f"{d['output_words']:.1f} ({d['gold_words']:.1f})",
+                f"{d['copied']:.0%}",
+                f"{d['empty']:.0%}",
+                *([f"{d['unparseable']:.0%}"] if label_task else []),
+                f"{d.get('rejected', 0):.0%}",
+                f"{d['fallback']:.0%}",
+                f"{int(d['errors'])}",
+                f"{c['tokens_in']:.0f} / {c['tokens_out']:.0f}",
+            ]
+        )
+    return _table(header, rows)
+
+
+def markdown(report: EvalReport) -> str:
+    """The whole report as markdown: settings, results, diagnostics, profiles, examples."""
+    cfg = report.config
+    p = report.profiles
+    lines = [
+        f"# Evaluation: {report.task}, {report.n_items} items",
+        "",
+        f"- data: `{cfg.get('data')}` (seed {cfg.get('seed')}, limit {cfg.get('limit')})",
+        f"- model: `{cfg.get('llm')}`; embeddings: `{cfg.get('embeddings')}`; k = {cfg.get('k')}",
+        f"- compute: {report.seconds.get('methods', 0):.0f} s of method runs and "
+        f"{report.seconds.get('profiles', 0):.0f} s of profile building (over every call that "
+        f"made these results); the last call took {report.seconds.get('this_call', 0):.0f} s",
+        "- 95% CIs: percentile bootstrap over items (1000 resamples); differences are paired "
+        "over the same items. "
+        + ", ".join(
+            f"{m}: {'higher' if HIGHER_IS_BETTER.get(m, False) else 'lower'} is better"
+            for m in report.metrics
+        ),
+        "",
+        "## Results",
+        "",
+        results_table(report),
+        "",
+        "## Diagnostics",
+        "",
+        diagnostics_table(report),
+        "",
+    ]
+    if p:
+        lines += [
+            "## Profiles",
+            "",
+            f"{p['users']} profiles ({p['strategy']}), built once and shared by every method: "
+            f"{p['llm_calls']} LLM calls, {p['input_tokens'] + p['output_tokens']} tokens, "
+            f"{p['seconds']:.0f} s."
+            + (
+                f" The model gave no valid profile for {p['failed']} of them: those users' "
+                "prompts hold no profile."
+                if p.get("failed")
+                else ""
+            ),
+            "",
+        ]
+    lines += ["## Methods", ""]
+    lines += [f"- `{name}`: {row['description']}" for name, row in report.rows.items()]
+    lines += ["", "## Examples", ""]
+    for ex in report.examples:
+        lines += [f"### {ex['id']} ({', '.join(ex['users'])})", "", f"Input: {ex['input']}", ""]
+        if ex.get("profile"):
+            lines += ["Profile of the first user:", "", "```", ex["profile"], "```", ""]
+        rows = [["gold", ex["gold"]]] + [[m, o or "(empty)"] for m, o in ex["outputs"].items()]
+        lines += [_table(["", "output"], [[a, " ".join(b.split())] for a, b in rows]), ""]
+    return "\n".join(lines)
+
+
+def _colour(name: str, row: dict[str, Any]) -> str:
+    """Grey for calibration baselines, light for other-user controls, blue for the rest."""
+    if row["layout"] is None:
+        return "#999999"
+    return "#a6bddb" if name.endswith("-other") else "#2b6cb0"
+
+
+def _charts(report: EvalReport, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = {n: r for n, r in report.rows.items() if "metrics" in r}
+    names = list(rows)[::-1]  # first method on top
+    paths = []
+    fig, axes = plt.subplots(
+        1, len(report.metrics), figsize=(5 * len(report.metrics), 0.45 * len(names) + 1.5)
+    )
+    for ax, metric in zip(axes if len(report.metrics) > 1 else [axes], report.metrics, strict=True):
+        cells = [rows[n]["metrics"][metric] for n in names]
+        values = [c["value"] for c in cells]
+        errors = [[c["value"] - c["low"] for c in cells], [c["high"] - c["value"] for c in cells]]
+        ax.barh(names, values, xerr=errors, color=[_colour(n, rows[n]) for n in names], capsize=3)
+        ax.set_xlabel(f"{metric} (95% CI)")
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"{report.task}: {report.n_items} items")
+    fig.tight_layout()
+    paths.append(out / "metrics.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(names) + 1.5))
+    for ax, key, label in (
+        (axes[0], "seconds", "seconds per query"),
+        (axes[1], "llm_calls", "LLM calls per query"),
+    ):
+        ax.barh(names, [rows[n]["cost"][key] for n in names], color="#dd8452")
+        ax.set_xlabel(label)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"{report.task}: cost per query (profiles excluded)")
+    fig.tight_layout()
+    paths.append(out / "cost.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def write_report(report: EvalReport, out: str | Path) -> list[Path]:
+    """Write ``report.json``, ``report.md``, ``metrics.png`` and ``cost.png`` into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = report.to_dict()
+    (out / "report.json").write_text(
+        json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    (out / "report.md").write_text(markdown(report) + "\n", encoding="utf-8")
+    paths = [out / "report.json", out / "report.md"]
+    if report.n_items:
+        paths += _charts(report, out)
+    return paths
