@@ -239,6 +239,19 @@ def command_line(script: str, argv: Sequence[str]) -> str:
     return f".venv/bin/python bench/{script}" + (f" {args}" if args else "")
 
 
+def report_head(name: str, argv: Sequence[str], machine: dict[str, Any]) -> dict[str, Any]:
+    """The common start of a benchmark's JSON report; records the machine's state at the end."""
+    import langchain_stepback_profile as lsp
+
+    machine["loadavg_at_end"] = list(os.getloadavg())
+    machine["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return {
+        "benchmark": name,
+        "command": command_line(f"{name}.py", argv),
+        "library_path": str(Path(lsp.__file__).parent),
+    }
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **payload}

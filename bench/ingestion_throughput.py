@@ -262,7 +262,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     log = bl.Progress()
     t_start = time.perf_counter()
 
-    import langchain_stepback_profile as lsp
     from langchain_stepback_profile import MiniLMEmbeddings
 
     papers = bl.lamp5_papers(bl.load_lamp5())
@@ -300,12 +299,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ratio = best_ours["items_per_s"] / best_raw["items_per_s"]
     cpu_raw = min(r["cpu_seconds"] for r in runs if r["side"] == "raw")
     cpu_ours = min(r["cpu_seconds"] for r in runs if r["side"] == "ours")
-    machine["loadavg_at_end"] = list(os.getloadavg())
-    machine["peak_rss_mb"] = round(bl.peak_rss_mb(), 1)
     payload = {
-        "benchmark": NAME,
-        "command": bl.command_line(f"{NAME}.py", argv),
-        "library_path": str(Path(lsp.__file__).parent),
+        **bl.report_head(NAME, argv, machine),
         "config": {
             "quick": args.quick,
             "users": users,

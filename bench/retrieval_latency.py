@@ -779,7 +779,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     log = bl.Progress()
     t_start = time.perf_counter()
 
-    import langchain_stepback_profile as lsp
     from langchain_stepback_profile import MiniLMEmbeddings
 
     questions = bl.load_lamp5()
@@ -802,12 +801,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    machine["loadavg_at_end"] = list(os.getloadavg())
-    machine["peak_rss_mb"] = round(bl.peak_rss_mb(), 1)
     payload = {
-        "benchmark": NAME,
-        "command": bl.command_line(f"{NAME}.py", argv),
-        "library_path": str(Path(lsp.__file__).parent),
+        **bl.report_head(NAME, argv, machine),
         "config": {
             "quick": args.quick,
             "k": K,

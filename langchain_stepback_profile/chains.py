@@ -126,8 +126,6 @@ class Personalizer:
         words = None if self.task.rewrite or not self.control else typical_words(docs)
         budget = words or (len(text.split()) if self.task.rewrite else None)
         model = with_max_tokens(self.llm, int(budget * 3) + 16) if budget else self.llm
-        if self.layout == "style":
-            return [], model, words
         return build_prompt(text, docs, self.task, self.layout), model, words
 
     def _check(
@@ -175,9 +173,9 @@ class Personalizer:
     def run(
         self, text: str, docs: Sequence[Document], config: RunnableConfig | None = None
     ) -> dict[str, Any]:
+        if self.layout == "style":  # the input in the user's word forms, no LLM call
+            return self._result(text, docs, [], [self._restyle(text, docs)], None)
         messages, model, words = self._plan(text, docs)
-        if not messages:  # the style layout: the input in the user's word forms, no LLM call
-            return self._result(text, docs, [], [self._restyle(text, docs)], words)
         checks = [self._check(model.invoke(messages, config), text, docs, words)]
         if checks[-1].verdict != "ok" and self.layout != "plain":
             plain = build_prompt(text, docs, self.task, "plain")
@@ -187,9 +185,9 @@ class Personalizer:
     async def arun(
         self, text: str, docs: Sequence[Document], config: RunnableConfig | None = None
     ) -> dict[str, Any]:
+        if self.layout == "style":  # the input in the user's word forms, no LLM call
+            return self._result(text, docs, [], [self._restyle(text, docs)], None)
         messages, model, words = self._plan(text, docs)
-        if not messages:  # the style layout: the input in the user's word forms, no LLM call
-            return self._result(text, docs, [], [self._restyle(text, docs)], words)
         checks = [self._check(await model.ainvoke(messages, config), text, docs, words)]
         if checks[-1].verdict != "ok" and self.layout != "plain":
             plain = build_prompt(text, docs, self.task, "plain")

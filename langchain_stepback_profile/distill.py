@@ -41,7 +41,7 @@ from langchain_stepback_profile.evidence import (
 )
 from langchain_stepback_profile.history import HistoryItem, history_hash
 from langchain_stepback_profile.llms import with_max_tokens
-from langchain_stepback_profile.output_control import overlap
+from langchain_stepback_profile.output_control import overlap, sentences
 from langchain_stepback_profile.profile import ProfileDraft, UserProfile, WritingStyle
 from langchain_stepback_profile.prompting import is_small_model
 from langchain_stepback_profile.tasks import TaskSpec, get_task
@@ -254,10 +254,10 @@ class StepBackProfiler:
             return self._without_llm(user_id, items, previous, mode)
         usage = LLMUsage()
         config = self._config(usage)
+        call = self._call_text if self.strategy == "hybrid" else self._call
         batch = next(steps)
         while True:
             # only the plan's own StopIteration ends the loop; one raised by a model propagates
-            call = self._call_text if self.strategy == "hybrid" else self._call
             drafts = [call(messages, config) for messages in batch]
             try:
                 batch = steps.send(drafts)
@@ -281,9 +281,9 @@ class StepBackProfiler:
             return self._without_llm(user_id, items, previous, mode)
         usage = LLMUsage()
         config = self._config(usage)
+        call = self._acall_text if self.strategy == "hybrid" else self._acall
         batch = next(steps)
         while True:
-            call = self._acall_text if self.strategy == "hybrid" else self._acall
             drafts = await asyncio.gather(*(call(m, config, limit) for m in batch))
             try:
                 batch = steps.send(list(drafts))
@@ -627,8 +627,7 @@ def first_sentences(text: str, n: int) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if len(lines) > 1 and lines[0].endswith(":"):
         lines = lines[1:]
-    sentences = re.split(r"(?<=[.!?])\s+", " ".join(lines))
-    return " ".join(sentences[:n]).strip()
+    return " ".join(sentences(" ".join(lines))[:n])
 
 
 def _is_openai_client(llm: BaseChatModel) -> bool:

@@ -93,6 +93,16 @@ def overlap(a: str, b: str) -> float:
     return sum(w in other for w in words) / len(words)
 
 
+def sentences(text: str) -> list[str]:
+    """The sentences of a text (split after ``.``, ``!`` or ``?``), stripped, none empty.
+
+    Example:
+        >>> sentences("Works on MT. Writes short titles!  ")
+        ['Works on MT.', 'Writes short titles!']
+    """
+    return [part.strip() for part in re.split(r"(?<=[.!?])\s+", text) if part.strip()]
+
+
 def _squash(text: str) -> str:
     return " ".join(_words(text))
 
@@ -121,7 +131,7 @@ def headline(text: str, typical_words: float) -> str:
         ...          "text-based games. In these games...", 8)
         'Learning control policies for text-based games'
     """
-    sentence = re.split(r"(?<=[.!?])\s+", first_line(text), maxsplit=1)[0].rstrip(".!?")
+    sentence = next(iter(sentences(first_line(text))), "").rstrip(".!?")
     rest = _OPENING.sub("", sentence, count=1) or sentence
     cut = cut_to_length(rest, typical_words, slack=1.0)
     return cut[:1].upper() + cut[1:]

@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from langchain_stepback_profile.output_control import sentences
+
 _PLACEHOLDER = re.compile(
     r"^(?:[\s.…_\-*]*|(?:<[^<>]*>\s*)+|(?:\{\{[^{}]*\}\}\s*)+|n/?a|none|null|string|unknown)$", re.I
 )
@@ -109,8 +111,7 @@ class ProfileDraft(BaseModel):
     def claims(self) -> list[str]:
         """What the profile asserts and the history can be checked against: each interest,
         keyword and summary sentence."""
-        sentences = [x.strip() for x in re.split(r"(?<=[.!?])\s+", self.summary) if x.strip()]
-        return [*self.interests, *self.keywords, *sentences]
+        return [*self.interests, *self.keywords, *sentences(self.summary)]
 
     def is_empty(self) -> bool:
         """True when the draft says nothing at all (a useless answer)."""
@@ -187,9 +188,7 @@ class UserProfile(ProfileDraft):
         drop = set(self.unsupported()) if supported_only else set()
         interests = [c for c in self.interests if c not in drop]
         keywords = [c for c in self.keywords if c not in drop]
-        summary = " ".join(
-            c for c in self.claims()[len(self.interests) + len(self.keywords) :] if c not in drop
-        )
+        summary = " ".join(x for x in sentences(self.summary) if x not in drop)
         lines = []
         if interests:
             lines.append("Research interests / topics: " + "; ".join(interests))

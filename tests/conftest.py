@@ -46,8 +46,8 @@ def openai_server() -> Iterator[str]:
     import sys
     import tempfile
 
+    from langchain_stepback_profile.cpu import default_threads
     from langchain_stepback_profile.llms import default_model_path
-    from langchain_stepback_profile.llms.local import default_threads
 
     port = free_port()
     command = [
