@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from langchain_stepback_profile.evidence import content_stems
+
 Verdict = Literal["ok", "chat", "copy", "drift", "empty"]
 
 _LEAD_IN = re.compile(
@@ -91,6 +93,19 @@ def overlap(a: str, b: str) -> float:
         return 0.0
     other = set(_words(b))
     return sum(w in other for w in words) / len(words)
+
+
+def grounding(answer: str, given: str) -> float:
+    """The share of an answer's content words that the input holds: how little it invents.
+
+    Example:
+        >>> grounding("Neural Models of Tweets", "We parse tweets with a neural model.")
+        1.0
+        >>> grounding("A Quantum Theory of Poetry", "We parse tweets with a neural model.")
+        0.0
+    """
+    words = content_stems(answer)
+    return len(words & content_stems(given)) / len(words) if words else 0.0
 
 
 def sentences(text: str) -> list[str]:

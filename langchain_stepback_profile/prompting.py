@@ -4,8 +4,10 @@
   instruction right next to the input, all in one user turn.
 - ``"few_shot"``: for small models: the retrieved items that are (input, output) pairs become
   earlier chat turns (the instruction with the item's input -> the user's real output), then
-  the new input. The profile stays out of the prompt, where a small model would copy it;
-  it drives output control instead (typical length, word forms).
+  the new input. For a group, the lead author's pairs and the co-authors' one most similar
+  pair: more examples crowd a small model's prompt. The profile stays out of the prompt,
+  where a small model would copy it; it drives output control instead (typical length, word
+  forms).
 - ``"plain"``: the instruction and the input only (the non-personalized control).
 - ``"style"``: for rewriting tasks (a tweet paraphrase): no LLM call; the input itself in the
   user's own word forms and casing, from their profile. On LaMP-7 a 135M model's paraphrases
@@ -142,7 +144,8 @@ def _opening(text: str, words: int = SHOT_WORDS) -> str:
 
 
 def _few_shot(text: str, docs: Sequence[Document], task: TaskSpec) -> list[BaseMessage]:
-    """Pairs as turns; the first author's best match sits last, nearest the new input."""
+    """Pairs as turns: the lead author's, plus the co-authors' single most similar pair; the
+    lead's best match sits last, nearest the new input."""
     pairs = [
         d
         for d in docs
@@ -154,11 +157,16 @@ def _few_shot(text: str, docs: Sequence[Document], task: TaskSpec) -> list[BaseM
     first: dict[str, Document] = {}
     for d in pairs:
         first.setdefault(d.metadata["output"], d)
-    pairs = sorted(
-        first.values(), key=lambda d: (-d.metadata["position"], d.metadata.get("score", 0.0))
-    )
+    lead = min((d.metadata["position"] for d in first.values()), default=0)
+    shots = [d for d in first.values() if d.metadata["position"] == lead]
+    # every co-author's examples would crowd a small model's prompt and dilute the lead's
+    shots += sorted(
+        (d for d in first.values() if d.metadata["position"] != lead),
+        key=lambda d: -d.metadata.get("score", 0.0),
+    )[:1]
+    shots.sort(key=lambda d: (-d.metadata["position"], d.metadata.get("score", 0.0)))
     messages: list[BaseMessage] = []
-    for d in pairs:
+    for d in shots:
         messages += [
             HumanMessage(request(d.metadata["input"], task)),
             AIMessage(d.metadata["output"]),

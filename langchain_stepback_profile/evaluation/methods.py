@@ -221,6 +221,7 @@ def _personalize(
     layout: str,
     profiles: bool = True,
     history: bool = True,
+    candidates: int | None = None,
 ) -> Generated:
     """Retrieve for ``users(item)``, then one :class:`Personalizer` run in ``layout``."""
     store_ids = users(item, ctx)
@@ -230,7 +231,11 @@ def _personalize(
         else []
     )
     step = Personalizer(
-        ctx.model(), ctx.spec(item), strategy=layout, control=ctx.task.kind == "generation"
+        ctx.model(),
+        ctx.spec(item),
+        strategy=layout,
+        control=ctx.task.kind == "generation",
+        candidates=candidates,
     )
     result = step.run(item.input_text, docs, config)
     return Generated(result["output"], result["control"], docs)
@@ -310,12 +315,20 @@ def _method(
     history: bool = True,
     applies: Callable[[EvalTask], bool] = lambda task: True,
     compare_to: str | None = None,
+    candidates: int | None = None,
 ) -> Method:
     return Method(
         name,
         description,
         layout,
-        partial(_personalize, users=users, layout=layout, profiles=profiles, history=history),
+        partial(
+            _personalize,
+            users=users,
+            layout=layout,
+            profiles=profiles,
+            history=history,
+            candidates=candidates,
+        ),
         applies=applies,
         uses_store=users is not _no_users,
         uses_profiles=users is not _no_users and (profiles or layout == "few_shot"),
@@ -407,6 +420,15 @@ _ALL: tuple[Method, ...] = (
         compare_to="few-shot-other",
     ),
     _method(
+        "few-shot-greedy",
+        "few-shot with one greedy answer (no candidates to choose from)",
+        "few_shot",
+        _own,
+        applies=_few_shot_task,
+        compare_to="few-shot",
+        candidates=1,
+    ),
+    _method(
         "few-shot-other",
         "control: the few-shot prompt from other users' history and profile",
         "few_shot",
@@ -466,7 +488,7 @@ _ALL: tuple[Method, ...] = (
 
 METHODS: dict[str, Method] = {method.name: method for method in _ALL}
 """Every method by name, in report order."""
-OPTIONAL = frozenset({"retrieval-other", "profile-other"})
+OPTIONAL = frozenset({"retrieval-other", "profile-other", "few-shot-greedy"})
 """Controls run only when asked for with ``--methods``."""
 
 

@@ -148,6 +148,8 @@ class EchoChat(BaseChatModel):
     prompts: list[list[BaseMessage]] = Field(default_factory=list)
     fail_after: int | None = None
     words: int = 4
+    model_name: str = "echo"
+    """A name with ``135m`` in it makes the package treat this model as a small one."""
 
     @property
     def _llm_type(self) -> str:

@@ -368,3 +368,117 @@ def test_a_paraphrase_that_drifts_from_its_input_falls_back_to_the_input(
     result = chain.invoke(tweet, config={"configurable": {"user_ids": ["u"]}})
     assert result["control"]["verdicts"] == ["drift", "drift"]
     assert result["output"] == tweet
+
+
+# ------------------------------------------------------------------- group shots, candidates
+def _pair(user: str, position: int, title: str, score: float) -> Document:
+    return Document(
+        title,
+        metadata={
+            "kind": "history",
+            "user_id": user,
+            "position": position,
+            "input": f"Abstract of {title}.",
+            "output": title,
+            "score": score,
+        },
+    )
+
+
+def test_few_shot_group_shows_the_leads_pairs_and_the_coauthors_best_pair() -> None:
+    from langchain_stepback_profile.prompting import build_prompt
+
+    docs = [
+        _pair("lead", 0, "Lead Near", 0.8),
+        _pair("lead", 0, "Lead Far", 0.4),
+        _pair("co1", 1, "Shared Paper", 0.95),
+        _pair("co1", 1, "Co One Best", 0.9),
+        _pair("co2", 2, "Co Two", 0.7),
+        _pair("co2", 2, "Lead Far", 0.99),  # co-authored with the lead: shown once, as the lead's
+    ]
+    messages = build_prompt(ABSTRACT, docs, TITLE_TASK, "few_shot")
+    shown = [m.content for m in messages if m.type == "ai"]
+    # the co-authors' most similar pair first, then the lead's, best match last
+    assert shown == ["Shared Paper", "Lead Far", "Lead Near"]
+    assert messages[-1].content == f"{TITLE_TASK.instruction} {ABSTRACT}"
+
+
+class SeededSmallChat(BaseChatModel):
+    """A "135M" model whose answer depends on the sampling seed; records the call options."""
+
+    model_name: str = "SmolLM2-135M-Instruct"
+    replies: dict[int, str] = Field(default_factory=dict)
+    calls: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "seeded-small-chat"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
+        self.calls.append(kwargs)
+        reply = self.replies[kwargs.get("seed", 0)]
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(reply))])
+
+
+GROUNDED_REPLIES = {
+    0: "A Quantum Theory of Sourdough",  # greedy: invents every word
+    1: "I'm ready to assist you with back-translation and attention.",  # chat: never chosen
+    2: "Back-Translation with Attention for Low-Resource Languages",
+}
+
+
+def test_a_small_model_draws_three_candidates_and_keeps_the_best_grounded(
+    store: ProfileMemory,
+) -> None:
+    llm = SeededSmallChat(replies=GROUNDED_REPLIES)
+    retriever = StepBackProfileRetriever(memory=store, k=2)
+    chain = create_personalized_chain(llm, retriever, task="scholarly_title", return_context=True)
+    usage = LLMUsage()
+    result = chain.invoke(
+        ABSTRACT, config={"configurable": {"user_ids": ["alice"]}, "callbacks": [usage]}
+    )
+    assert usage.calls == 3
+    assert [(c.get("temperature"), c.get("seed")) for c in llm.calls] == [
+        (None, None),
+        (0.8, 1),
+        (0.8, 2),
+    ]
+    assert result["control"]["candidates"] == 3
+    assert result["control"]["verdicts"] == ["ok", "chat", "ok"]
+    assert result["control"]["chosen"] == 2
+    assert result["output"].startswith("Back-Translation with Attention")
+
+
+async def test_candidates_are_drawn_concurrently_and_chosen_alike_async(
+    store: ProfileMemory,
+) -> None:
+    llm = SeededSmallChat(replies=GROUNDED_REPLIES)
+    retriever = StepBackProfileRetriever(memory=store, k=2)
+    chain = create_personalized_chain(llm, retriever, task="scholarly_title", return_context=True)
+    result = await chain.ainvoke(ABSTRACT, config={"configurable": {"user_ids": ["alice"]}})
+    assert sorted(c.get("seed", 0) for c in llm.calls) == [0, 1, 2]
+    assert result["control"]["chosen"] == 2
+
+
+def test_equally_grounded_candidates_keep_the_first(store: ProfileMemory) -> None:
+    same = "Low-Resource Languages with Attention"
+    llm = SeededSmallChat(replies={0: same, 1: "Attention for Languages", 2: same})
+    retriever = StepBackProfileRetriever(memory=store, k=1)
+    chain = create_personalized_chain(llm, retriever, task="scholarly_title", return_context=True)
+    result = chain.invoke(ABSTRACT, config={"configurable": {"user_ids": ["alice"]}})
+    assert result["control"]["chosen"] == 0
+
+
+def test_candidate_defaults_and_bad_values() -> None:
+    from langchain_stepback_profile.chains import Personalizer
+
+    small = SeededSmallChat()
+    assert Personalizer(small, TITLE_TASK).candidates == 3  # auto -> few_shot
+    assert Personalizer(small, TITLE_TASK, strategy="plain").candidates == 1
+    assert Personalizer(small, TITLE_TASK, control=False).candidates == 1
+    assert Personalizer(small, get_task("tweet_paraphrase"), strategy="few_shot").candidates == 1
+    assert Personalizer(RecordingChat(), TITLE_TASK, strategy="few_shot").candidates == 1
+    assert Personalizer(RecordingChat(), TITLE_TASK, candidates=4).candidates == 4
+    for bad in (0, -1, 2.5, "3", True):
+        with pytest.raises(InvalidArgumentError, match="candidates must be a whole number"):
+            Personalizer(small, TITLE_TASK, candidates=bad)

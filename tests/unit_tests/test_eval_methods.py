@@ -130,6 +130,16 @@ def test_few_shot_turns_are_the_users_pairs(lamp5) -> None:
     assert messages[1].content in {"Parsing Tweets with Graphs", "Graph Parsers for Social Media"}
 
 
+def test_few_shot_draws_candidates_from_a_small_model_and_the_greedy_row_one(lamp5) -> None:
+    ctx, items, _ = lamp5
+    ctx.llm = EchoChat(model_name="echo-135m")
+    assert run_method(METHODS["few-shot"], items[0], ctx).llm_calls == 3
+    greedy = run_method(METHODS["few-shot-greedy"], items[0], ctx)
+    assert greedy.llm_calls == 1
+    assert greedy.control["candidates"] == 1
+    assert "few-shot-greedy" not in default_methods(get_eval_task("LaMP-5"))
+
+
 def test_other_needs_a_second_user(lamp5) -> None:
     ctx, items, _ = lamp5
     alone = MethodContext(ctx.task, llm=ctx.llm, memory=ctx.memory, items=items[:1])

@@ -117,3 +117,13 @@ def test_failures_seen_in_the_evaluation() -> None:
     assert control("The author's tweet is about feeling tired.").verdict == "chat"
     # a contraction is left alone, not turned into a form the user never writes
     assert apply_word_forms("you're late, you know", ["u"]) == "you're late, u know"
+
+
+def test_grounding_is_the_share_of_content_words_the_input_holds() -> None:
+    from langchain_stepback_profile.output_control import grounding
+
+    abstract = "We translate low-resource languages with back-translation and attention."
+    assert grounding("Back-Translation for Low-Resource Languages", abstract) == 1.0
+    assert grounding("Languages of the Moon", abstract) == 0.5  # langu yes, moon no
+    assert grounding("The", abstract) == 0.0  # no content word at all
+    assert grounding("", abstract) == 0.0
