@@ -1,4 +1,5 @@
-"""Personalized LCEL chains: retrieved profiles and history rendered into one prompt, one LLM call.
+"""Personalized LCEL chains: retrieved profiles and history rendered into one prompt, one LLM call
+(three answers to choose from with a small model).
 
 Example:
     ```python
@@ -105,8 +106,8 @@ def fallback_output(text: str, task: TaskSpec, words: float | None) -> str:
 SAMPLE_TEMPERATURE = 0.8
 """Temperature of the extra candidates (the first answer uses the model's own setting)."""
 SMALL_MODEL_CANDIDATES = 3
-"""Answers drawn per query by default with a small model in the few-shot layout: on held-out
-PSW-like titles, picking the best grounded of three beat one greedy answer by 7 ROUGE-1 points."""
+"""Answers drawn per query by default with a small model in the few-shot layout (chosen on
+development titles; docs/evaluation.md has what it gains on held-out ones)."""
 
 
 def _default_candidates(
@@ -120,6 +121,20 @@ def _default_candidates(
             f"candidates must be a whole number of at least 1, got {candidates!r}"
         )
     return candidates
+
+
+def best_grounded(checks: Sequence[Controlled], text: str) -> int | None:
+    """The index of the usable answer whose content words ``text`` holds best (the first of
+    equals), or None when none is usable.
+
+    Example:
+        >>> from langchain_stepback_profile.output_control import Controlled
+        >>> best_grounded([Controlled("Quantum Poetry", "ok"), Controlled("Parsing Tweets", "ok")],
+        ...               "We parse tweets.")
+        1
+    """
+    usable = [n for n, c in enumerate(checks) if c.verdict == "ok"]
+    return max(usable, key=lambda n: grounding(checks[n].text, text), default=None)
 
 
 class Personalizer:
@@ -192,9 +207,7 @@ class Personalizer:
         checks: list[Controlled],
         words: float | None,
     ) -> dict[str, Any]:
-        usable = [n for n, c in enumerate(checks) if c.verdict == "ok"]
-        # the first of the best grounded: with one answer, that answer
-        chosen = max(usable, key=lambda n: grounding(checks[n].text, text), default=None)
+        chosen = best_grounded(checks, text)
         output = (
             checks[chosen].text if chosen is not None else fallback_output(text, self.task, words)
         )
@@ -204,6 +217,7 @@ class Personalizer:
             "messages": messages,
             "control": {
                 "layout": self.layout,
+                "answers": [c.text for c in checks],
                 "verdicts": [c.verdict for c in checks],
                 "actions": [a for c in checks for a in c.actions],
                 "candidates": self.candidates,

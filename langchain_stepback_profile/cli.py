@@ -332,6 +332,12 @@ def cmd_profile_show(session: Session, args: argparse.Namespace) -> None:
     _print_profile(session.console, profile, len(items), history_hash(items))
 
 
+def _chosen(control: dict[str, Any]) -> str:
+    if control["candidates"] < 2 or control["chosen"] is None:
+        return ""
+    return f" (kept answer {control['chosen'] + 1}, the one that invents least)"
+
+
 def cmd_query(session: Session, args: argparse.Namespace) -> None:
     """Generate for an ordered group of users from their profiles and similar history."""
     text = sys.stdin.read() if args.input == "-" else args.input
@@ -347,6 +353,7 @@ def cmd_query(session: Session, args: argparse.Namespace) -> None:
         task=task,
         strategy=args.strategy,
         control=not args.no_control,
+        candidates=args.candidates,
         return_context=True,
     )
     usage = LLMUsage()
@@ -411,7 +418,8 @@ def cmd_query(session: Session, args: argparse.Namespace) -> None:
         control = result["control"]
         console.print(
             Text(
-                f"Layout {control['layout']}; output control: "
+                f"Layout {control['layout']}; answers drawn: {control['candidates']}"
+                f"{_chosen(control)}; output control: "
                 f"{', '.join(control['actions']) or 'nothing to do'}"
                 f"{'; fell back (the model chatted or copied)' if control['fallback'] else ''}",
                 style="dim",
@@ -787,7 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "query",
         cmd_query,
-        "Generate for an ordered group of users (one LLM call).",
+        "Generate for an ordered group of users (one LLM call; three with a small model).",
         f'  {PROG} query --users "Regina Barzilay,Tommi Jaakkola" "In this paper, we ..."\n'
         f'  {PROG} query --users alice --task tweet_paraphrase --explain "so tired today"\n'
         f"  cat abstract.txt | {PROG} query --users alice,bob -",
@@ -814,6 +822,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="prompt layout: paper (profiles + retrieved items), few_shot (the users' own "
         "earlier pairs as chat turns), plain (no personalization); auto picks few_shot for "
         "small local models and paper otherwise",
+    )
+    query.add_argument(
+        "--candidates",
+        type=_positive,
+        metavar="N",
+        help="answers to draw, keeping the one whose words the input holds best (default: 3 "
+        "for a small model in the few_shot layout, else 1)",
     )
     query.add_argument(
         "--no-control",

@@ -134,6 +134,10 @@ def parse_draft(text: str) -> ProfileDraft:
     raise ValueError(f"no usable JSON profile in the answer ({error or 'no JSON object found'})")
 
 
+_UNCOUNTABLE: set[tuple[str, str]] = set()
+"""Models (class, name) whose token counting failed in this process: estimated from then on."""
+
+
 class StepBackProfiler:
     """Writes step-back profiles with any LangChain chat model.
 
@@ -512,16 +516,16 @@ class StepBackProfiler:
             or (type(self.llm).get_token_ids is not BaseLanguageModel.get_token_ids)
             or getattr(self.llm, "custom_get_token_ids", None) is not None
         )
-        if not own:
+        model = (type(self.llm).__name__, str(getattr(self.llm, "model_name", "")))
+        if not own or model in _UNCOUNTABLE:
             return _approximate_tokens
-        state = {"ok": True}
 
         def count(text: str) -> int:
-            if state["ok"]:
+            if model not in _UNCOUNTABLE:
                 try:
                     return int(self.llm.get_num_tokens(text))
                 except Exception as err:  # e.g. a tokenizer that needs a download
-                    state["ok"] = False
+                    _UNCOUNTABLE.add(model)  # said once per model, not once per user
                     logger.warning("token counting with the model failed (%s); estimating", err)
             return _approximate_tokens(text)
 

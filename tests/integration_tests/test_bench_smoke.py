@@ -42,3 +42,16 @@ def test_quick_run_writes_json_and_markdown(tmp_path: Path, name: str, targets: 
     assert report["results"]
     table = (tmp_path / f"{name}.md").read_text()
     assert "| " in table and "Reproduce" in table
+
+
+def test_title_candidates_reports_every_selection(tmp_path: Path) -> None:
+    _script("title_candidates").main(
+        ["--limit", "2", "--store", str(tmp_path / "store"), "--out", str(tmp_path)]
+    )
+    report = json.loads((tmp_path / "title_candidates.json").read_text())
+    labels = [row["selection"] for row in report["rows"]]
+    assert labels[0] == "greedy (n = 1)"
+    assert "best of 3, temperature 0.8" in labels and len(labels) == 13
+    assert all(0.0 <= row["rouge1"] <= 1.0 for row in report["rows"])
+    assert all(len(outputs) == 2 for outputs in report["outputs"].values())
+    assert "| best of 4, temperature 0.5 |" in (tmp_path / "title_candidates.md").read_text()

@@ -21,6 +21,7 @@ import pytest
 from langchain_stepback_profile import ProfileMemory, get_task
 from langchain_stepback_profile.errors import DataFormatError
 from langchain_stepback_profile.loaders import load_histories
+from langchain_stepback_profile.output_control import grounding
 
 pytestmark = pytest.mark.slow
 
@@ -190,7 +191,23 @@ def test_query_explains_both_profiles_in_author_order(built: Built) -> None:
     assert [line.split("(")[1].split(")")[0] for line in retrieved] == [first, second]
     generated, _, usage = out.partition("Output:\n")[2].rstrip().rpartition("\n")
     assert generated.strip()
-    assert usage.startswith("1 LLM call, ")
+    # the embedded model draws three answers and keeps the best grounded
+    assert "Layout few_shot; answers drawn: 3" in out
+    assert usage.startswith(("3 LLM calls, ", "4 LLM calls, "))  # 4: none was usable
+
+
+def test_query_candidates_option_sets_the_answers_drawn(built: Built) -> None:
+    first = built.users[1]
+    args = ["query", "--users", first, "--k", "1", "--json", built.query, "--store", built.store]
+    one = json.loads(ok(cli(*args, "--candidates", "1", cwd=built.dir)))
+    two = json.loads(ok(cli(*args, "--candidates", "2", cwd=built.dir)))
+    assert one["control"]["candidates"] == 1 and one["llm_calls"] in (1, 2)
+    assert two["control"]["candidates"] == 2 and two["llm_calls"] in (2, 3)
+    # the first answer is the greedy one in both runs: with two, the kept one is at least as
+    # grounded in the input
+    assert two["control"]["verdicts"][0] == one["control"]["verdicts"][0]
+    if one["control"]["verdicts"][0] == "ok":
+        assert grounding(two["output"], built.query) >= grounding(one["output"], built.query)
 
 
 def test_users_lists_item_counts_and_profiles(built: Built) -> None:
@@ -299,6 +316,11 @@ BAD_FILES = {
         ),
         pytest.param(
             ["query", "--users", "{user}", "  "], ["input is empty"], id="empty query input"
+        ),
+        pytest.param(
+            ["query", "--users", "{user}", "--candidates", "0", "x"],
+            ["--candidates", "expected a positive integer, got '0'"],
+            id="zero candidates",
         ),
     ],
 )

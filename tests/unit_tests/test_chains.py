@@ -445,6 +445,7 @@ def test_a_small_model_draws_three_candidates_and_keeps_the_best_grounded(
     ]
     assert result["control"]["candidates"] == 3
     assert result["control"]["verdicts"] == ["ok", "chat", "ok"]
+    assert result["control"]["answers"][:2] == [GROUNDED_REPLIES[0], GROUNDED_REPLIES[1]]
     assert result["control"]["chosen"] == 2
     assert result["output"].startswith("Back-Translation with Attention")
 

@@ -892,3 +892,25 @@ def test_unknown_strategy_is_refused() -> None:
         StepBackProfiler(None, strategy="magic")
     with pytest.raises(InvalidArgumentError, match="needs a chat model"):
         StepBackProfiler(None, strategy="hybrid")
+
+
+class OfflineTokenizerChat(ScriptedChat):
+    """A model whose tokenizer needs a download (as ChatOpenAI's tiktoken does offline)."""
+
+    model_name: str = "offline-tokenizer"
+
+    def get_num_tokens(self, text: str) -> int:
+        raise OSError("cannot download the tokenizer")
+
+
+def test_failed_token_counting_is_estimated_and_said_once_per_model(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    distill_module._UNCOUNTABLE.discard(("OfflineTokenizerChat", "offline-tokenizer"))
+    items = [HistoryItem(id=str(i), text=f"paper {i} on parsing") for i in range(3)]
+    with caplog.at_level("WARNING", logger="langchain_stepback_profile.distill"):
+        for user in ("alice", "bob", "carol"):  # a profiler per user, as refresh makes them
+            build = StepBackProfiler(OfflineTokenizerChat()).build(user, items)
+            assert build.profile.user_id == user
+    warnings = [r for r in caplog.records if "token counting with the model failed" in r.message]
+    assert len(warnings) == 1
