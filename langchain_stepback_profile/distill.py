@@ -134,8 +134,9 @@ def parse_draft(text: str) -> ProfileDraft:
     raise ValueError(f"no usable JSON profile in the answer ({error or 'no JSON object found'})")
 
 
-_UNCOUNTABLE: set[tuple[str, str]] = set()
-"""Models (class, name) whose token counting failed in this process: estimated from then on."""
+_UNCOUNTABLE: dict[int, BaseLanguageModel] = {}
+"""Models whose token counting failed in this process, by id (kept, so no other model reuses
+the id): their tokens are estimated from then on."""
 
 
 class StepBackProfiler:
@@ -516,16 +517,15 @@ class StepBackProfiler:
             or (type(self.llm).get_token_ids is not BaseLanguageModel.get_token_ids)
             or getattr(self.llm, "custom_get_token_ids", None) is not None
         )
-        model = (type(self.llm).__name__, str(getattr(self.llm, "model_name", "")))
-        if not own or model in _UNCOUNTABLE:
+        if not own or id(self.llm) in _UNCOUNTABLE:
             return _approximate_tokens
 
         def count(text: str) -> int:
-            if model not in _UNCOUNTABLE:
+            if id(self.llm) not in _UNCOUNTABLE:
                 try:
                     return int(self.llm.get_num_tokens(text))
                 except Exception as err:  # e.g. a tokenizer that needs a download
-                    _UNCOUNTABLE.add(model)  # said once per model, not once per user
+                    _UNCOUNTABLE[id(self.llm)] = self.llm  # said once, not once per user
                     logger.warning("token counting with the model failed (%s); estimating", err)
             return _approximate_tokens(text)
 

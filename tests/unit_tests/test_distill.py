@@ -906,11 +906,13 @@ class OfflineTokenizerChat(ScriptedChat):
 def test_failed_token_counting_is_estimated_and_said_once_per_model(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    distill_module._UNCOUNTABLE.discard(("OfflineTokenizerChat", "offline-tokenizer"))
     items = [HistoryItem(id=str(i), text=f"paper {i} on parsing") for i in range(3)]
+    llm, other = OfflineTokenizerChat(), OfflineTokenizerChat()
     with caplog.at_level("WARNING", logger="langchain_stepback_profile.distill"):
         for user in ("alice", "bob", "carol"):  # a profiler per user, as refresh makes them
-            build = StepBackProfiler(OfflineTokenizerChat()).build(user, items)
+            build = StepBackProfiler(llm).build(user, items)
             assert build.profile.user_id == user
+        StepBackProfiler(other).build("dave", items)  # another model object is tried anew
     warnings = [r for r in caplog.records if "token counting with the model failed" in r.message]
-    assert len(warnings) == 1
+    assert len(warnings) == 2
+    assert id(llm) in distill_module._UNCOUNTABLE and id(other) in distill_module._UNCOUNTABLE
