@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -50,10 +51,12 @@ def is_small_model(llm: Any) -> bool:
 
     if isinstance(llm, LocalChatModel):
         return True
-    name = " ".join(
-        str(getattr(llm, attr, "") or "") for attr in ("model_name", "model", "model_path")
-    )
-    return bool(_SMALL_MODEL.search(name))
+    names = [str(getattr(llm, attr, "") or "") for attr in ("model_name", "model", "model_path")]
+    # LangChain's own description of a model names the model an adapter wraps; a model
+    # without one, or whose description cannot be computed, is judged by its fields alone
+    with contextlib.suppress(Exception):
+        names.append(str(llm._identifying_params.get("model_name") or ""))
+    return bool(_SMALL_MODEL.search(" ".join(names)))
 
 
 def resolve_strategy(strategy: str, llm: Any, task: TaskSpec | None = None) -> str:

@@ -483,3 +483,22 @@ def test_candidate_defaults_and_bad_values() -> None:
     for bad in (0, -1, 2.5, "3", True):
         with pytest.raises(InvalidArgumentError, match="candidates must be a whole number"):
             Personalizer(small, TITLE_TASK, candidates=bad)
+
+
+class WrappingChat(RecordingChat):
+    """An adapter whose own fields do not name the model; its identifying params do."""
+
+    wrapped: str = "SmolLM2-135M-Instruct"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.wrapped}
+
+
+def test_a_small_model_is_recognized_through_an_adapters_identifying_params() -> None:
+    from langchain_stepback_profile.prompting import is_small_model, resolve_strategy
+
+    assert is_small_model(WrappingChat())
+    assert resolve_strategy("auto", WrappingChat()) == "few_shot"
+    assert not is_small_model(WrappingChat(wrapped="Qwen2.5-7B-Instruct"))
+    assert not is_small_model(RecordingChat())
