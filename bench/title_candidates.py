@@ -32,6 +32,7 @@ from langchain_stepback_profile.chains import Personalizer, best_grounded, fallb
 from langchain_stepback_profile.embeddings import MiniLMEmbeddings
 from langchain_stepback_profile.evaluation import get_eval_task, load_items
 from langchain_stepback_profile.evaluation.datasets import select
+from langchain_stepback_profile.evaluation.methods import MethodContext
 from langchain_stepback_profile.evaluation.metrics import rouge_scores
 from langchain_stepback_profile.llms import default_chat_model
 from langchain_stepback_profile.memory import ProfileMemory
@@ -45,8 +46,11 @@ SAMPLES = 3
 
 def _answers(step: Personalizer, item: Any, docs: list, temperature: float) -> list[Controlled]:
     """Greedy then SAMPLES sampled answers at ``temperature``, each through output control."""
-    chains.SAMPLE_TEMPERATURE = temperature
-    control = step.run(item.input_text, docs)["control"]
+    default, chains.SAMPLE_TEMPERATURE = chains.SAMPLE_TEMPERATURE, temperature
+    try:
+        control = step.run(item.input_text, docs)["control"]
+    finally:
+        chains.SAMPLE_TEMPERATURE = default
     pairs = zip(control["answers"], control["verdicts"], strict=True)
     return [Controlled(text, verdict) for text, verdict in pairs][: SAMPLES + 1]
 
@@ -70,11 +74,12 @@ def main(argv: list[str]) -> int:
     memory.add_histories(leads)
     memory.refresh(list(leads), strategy="hybrid", show_progress=True)
     retriever = StepBackProfileRetriever(memory=memory, k=args.k)
+    methods = MethodContext(task)  # the prompt task with each item's own instruction
 
     kept: dict[str, list[str]] = {}
     for item in tqdm(items, desc="items", unit="item"):
         docs = retriever.invoke(item.input_text, user_ids=item.store_ids[:1])
-        spec = task.spec.model_copy(update={"instruction": item.instruction})
+        spec = methods.spec(item)
         step = Personalizer(llm, spec, strategy="few_shot", candidates=SAMPLES + 1)
         for temperature in TEMPERATURES:
             drawn = _answers(step, item, docs, temperature)
@@ -92,7 +97,6 @@ def main(argv: list[str]) -> int:
                 label = f"sample {s} alone, temperature {temperature}"
                 kept.setdefault(label, []).append(drawn[s].text)
     memory.close()
-    chains.SAMPLE_TEMPERATURE = 0.8
 
     golds = [i.gold for i in items]
     rows = []

@@ -682,6 +682,15 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_k(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--k",
+        type=_positive,
+        default=DEFAULT_K,
+        help=f"history items retrieved per user (default {DEFAULT_K})",
+    )
+
+
 def _command(
     subparsers: Any,
     name: str,
@@ -809,12 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A,B",
         help="the users, in author order (the first leads)",
     )
-    query.add_argument(
-        "--k",
-        type=_positive,
-        default=DEFAULT_K,
-        help=f"history items retrieved per user (default {DEFAULT_K})",
-    )
+    _add_k(query)
     query.add_argument(
         "--strategy",
         choices=PROMPT_STRATEGIES,
@@ -888,12 +892,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A,B",
         help=f"methods to compare (default: all that apply): {', '.join(METHODS)}",
     )
-    evaluate.add_argument(
-        "--k",
-        type=_positive,
-        default=DEFAULT_K,
-        help=f"history items retrieved per user (default {DEFAULT_K})",
-    )
+    _add_k(evaluate)
     evaluate.add_argument(
         "--out", type=Path, metavar="DIR", help="results and report (default eval-out/TASK)"
     )

@@ -183,7 +183,6 @@ def _charts(report: EvalReport, out: Path) -> list[Path]:
 
     rows = {n: r for n, r in report.rows.items() if "metrics" in r}
     names = list(rows)[::-1]  # first method on top
-    paths = []
     fig, axes = plt.subplots(
         1, len(report.metrics), figsize=(5 * len(report.metrics), 0.45 * len(names) + 1.5)
     )
@@ -195,10 +194,7 @@ def _charts(report: EvalReport, out: Path) -> list[Path]:
         ax.set_xlabel(f"{metric} (95% CI)")
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{report.task}: {report.n_items} items")
-    fig.tight_layout()
-    paths.append(out / "metrics.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    metrics = _save(plt, fig, out / "metrics.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(names) + 1.5))
     for ax, key, label in (
@@ -209,11 +205,14 @@ def _charts(report: EvalReport, out: Path) -> list[Path]:
         ax.set_xlabel(label)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{report.task}: cost per query (profiles excluded)")
+    return [metrics, _save(plt, fig, out / "cost.png")]
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
     fig.tight_layout()
-    paths.append(out / "cost.png")
-    fig.savefig(paths[-1], dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    return paths
+    return path
 
 
 def write_report(report: EvalReport, out: str | Path) -> list[Path]:
