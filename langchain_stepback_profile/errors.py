@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class StepBackProfileError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -40,3 +42,28 @@ class ContextOverflowError(StepBackProfileError, ValueError):
 
 class ProfileGenerationError(StepBackProfileError):
     """The LLM did not produce a valid profile, even after one repair attempt."""
+
+
+class ProfileVersionConflictError(StoreError):
+    """Another writer stored the same profile version first; the build is redone on the newer
+    profile (:meth:`ProfileMemory.refresh` does this itself)."""
+
+
+class ProfileBuildError(StepBackProfileError):
+    """Some users' profiles could not be built; the others were built and saved.
+
+    ``report`` is the :class:`~langchain_stepback_profile.memory.RefreshReport` of the whole
+    refresh, with ``report.failures`` naming each failed user and why.
+    """
+
+    def __init__(self, message: str, report: object) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def explain(err: ValidationError) -> str:
+    """A pydantic error as one line: each bad field and what it must be."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']} (got {e.get('input')!r:.60})"
+        for e in err.errors()
+    )

@@ -12,12 +12,14 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_stepback_profile.errors import InvalidItemError
+from langchain_stepback_profile.errors import InvalidArgumentError, InvalidItemError
 
 # LaMP-style field names, most specific first: (field, label) pairs.
 _OUTPUT_FIELDS: tuple[str, ...] = ("output", "title", "tag", "category", "score", "subject")
@@ -107,6 +109,12 @@ def to_history_item(raw: str | Mapping[str, Any] | HistoryItem) -> HistoryItem:
     metadata = dict(raw.get("metadata") or {})
     used = {"id", "metadata", output_field, input_field}
     metadata.update({k: v for k, v in raw.items() if k not in used})
+    try:  # stored as JSON: refuse what cannot be, before anything is written
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise InvalidItemError(
+            f"metadata must hold JSON values (strings, numbers, booleans, lists, dicts): {err}"
+        ) from None
     raw_id = raw.get("id")
     if raw_id is not None and (
         not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool) or not str(raw_id).strip()
@@ -129,6 +137,11 @@ def to_history_items(
     """Coerce many items; the error names the position of the first bad one."""
     if isinstance(raw_items, (str, Mapping, HistoryItem)):
         raw_items = [raw_items]
+    elif isinstance(raw_items, (bytes, bytearray)) or not isinstance(raw_items, Iterable):
+        raise InvalidItemError(
+            f"items must be a string, a dict, a HistoryItem or a list of them, got "
+            f"{type(raw_items).__name__}"
+        )
     items = []
     for position, raw in enumerate(raw_items):
         try:
@@ -145,3 +158,32 @@ def history_hash(items: Iterable[HistoryItem]) -> str:
         digest.update(key.encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+def check_user_id(user_id: Any) -> str:
+    """The one rule for user ids, in every face: a non-empty string, compared exactly.
+
+    Ids that only look like another id are refused rather than stored: leading or trailing
+    whitespace, control or invisible format characters, and text not in Unicode NFC form (an
+    ``é`` written as ``e`` plus an accent). So ``"alice "`` can never be a second ``alice``, and
+    a face that trims the spaces around commas in ``"alice, bob"`` cannot merge two users.
+    """
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise InvalidArgumentError(f"user id must be a non-empty string, got {user_id!r}")
+    if user_id != user_id.strip():
+        raise InvalidArgumentError(
+            f"user id {user_id!r} has leading or trailing whitespace; ids are compared exactly, "
+            f"so use {user_id.strip()!r}"
+        )
+    hidden = sorted({c for c in user_id if unicodedata.category(c).startswith("C")})
+    if hidden:
+        raise InvalidArgumentError(
+            f"user id {user_id!r} holds control or invisible characters "
+            f"({', '.join(f'U+{ord(c):04X}' for c in hidden)}); remove them"
+        )
+    if unicodedata.normalize("NFC", user_id) != user_id:
+        raise InvalidArgumentError(
+            f"user id {user_id!r} is not in Unicode NFC form and would look like another id; "
+            "pass unicodedata.normalize('NFC', user_id)"
+        )
+    return user_id

@@ -2,7 +2,9 @@
 
 Each user's index is a separate file, so a query only ever touches the asking user's
 vectors and costs what that user's history costs. Files are written atomically
-(temporary file, fsync, rename) in FAISS's own format.
+(temporary file, fsync, rename) in FAISS's own format followed by a trailer: a magic tag and
+the SHA-256 of the FAISS bytes, verified before the bytes reach FAISS. A file that fails the
+check is never loaded: the index starts empty and the memory rebuilds it from the store.
 
 Example:
     >>> import tempfile, numpy as np
@@ -28,6 +30,23 @@ import numpy as np
 from langchain_stepback_profile.errors import StoreError
 
 logger = logging.getLogger(__name__)
+
+
+_MAGIC = b"SBPIDX01"
+_TRAILER = len(_MAGIC) + hashlib.sha256().digest_size
+
+
+def seal(data: bytes) -> bytes:
+    """FAISS bytes with the checksum trailer that :func:`unseal` verifies."""
+    return data + _MAGIC + hashlib.sha256(data).digest()
+
+
+def unseal(blob: bytes) -> bytes | None:
+    """The FAISS bytes of a sealed file, or ``None`` when the trailer or checksum is wrong."""
+    if len(blob) < _TRAILER or blob[-_TRAILER : -_TRAILER + len(_MAGIC)] != _MAGIC:
+        return None
+    data = blob[:-_TRAILER]
+    return data if hashlib.sha256(data).digest() == blob[-hashlib.sha256().digest_size :] else None
 
 
 def user_key(user_id: str) -> str:
@@ -95,11 +114,17 @@ class HistoryIndex:
 
     def _load(self, user_id: str) -> faiss.IndexIDMap2:
         path = self.path(user_id)
-        if not path.exists():
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            return self._new()
+        data = unseal(blob)
+        if data is None:
+            logger.warning("index file %s fails its checksum; it will be rebuilt", path)
             return self._new()
         try:
-            index = faiss.deserialize_index(np.fromfile(path, dtype=np.uint8))
-        except RuntimeError as err:
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        except (RuntimeError, MemoryError) as err:
             logger.warning("index file %s is unreadable (%s); it will be rebuilt", path, err)
             return self._new()
         if not isinstance(index, faiss.IndexIDMap2) or index.d != self.dim:
@@ -110,8 +135,13 @@ class HistoryIndex:
             )
         return index
 
+    def reload(self, user_id: str) -> None:
+        """Forget the in-memory copy of the user's index: the next use reads the file."""
+        with self._guard(user_id), self._lock:
+            self._indexes.pop(user_id, None)
+
     def ids(self, user_id: str) -> np.ndarray:
-        """The vector ids in the user's index."""
+        """The vector ids in the user's index (a repeated id appears as often as it is there)."""
         index = self.get(user_id)
         with self._guard(user_id):
             return faiss.vector_to_array(index.id_map).astype(np.int64)
@@ -156,13 +186,35 @@ class HistoryIndex:
         index = self.get(user_id)
         with self._guard(user_id):
             data = faiss.serialize_index(index).tobytes()
-            atomic_write_bytes(self.path(user_id), data)
+            atomic_write_bytes(self.path(user_id), seal(data))
 
     def delete(self, user_id: str) -> bool:
-        """Drop the user's index from memory and disk; True if a file was removed."""
+        """Drop the user's index from memory and disk, with any temporary file a killed save
+        left; True if an index file was removed."""
         with self._guard(user_id), self._lock:
             self._indexes.pop(user_id, None)
             path = self.path(user_id)
             existed = path.exists()
             path.unlink(missing_ok=True)
+            for leftover in self.folder.glob(f"{path.name}*.tmp"):
+                leftover.unlink(missing_ok=True)
             return existed
+
+    def remove_orphans(self, user_ids: Sequence[str]) -> int:
+        """Delete the index files of users not in ``user_ids`` (the store's users); call it
+        holding the store's write lock. Returns how many were removed."""
+        keep = {self.path(user_id).name for user_id in user_ids}
+        orphans = [p for p in self.folder.glob("*.faiss") if p.name not in keep]
+        with self._lock:
+            for orphan in orphans:
+                orphan.unlink(missing_ok=True)
+            self._indexes = {u: i for u, i in self._indexes.items() if u in set(user_ids)}
+        return len(orphans)
+
+    def remove_leftovers(self) -> int:
+        """Delete the temporary files of saves that were killed; call it holding the store's
+        write lock (a live save's file is in use). Returns how many were removed."""
+        leftovers = list(self.folder.glob("*.faiss*.tmp"))
+        for leftover in leftovers:
+            leftover.unlink(missing_ok=True)
+        return len(leftovers)

@@ -16,7 +16,7 @@ Example:
     ```python
     histories = load_histories("questions.json")            # format from the extension
     {user: len(items) for user, items in histories.items()}
-    # -> {'Regina Barzilay': 3, 'Tommi Jaakkola': 3}
+    # -> {'Regina Barzilay': 3, 'Michael Collins': 3}
     ```
 """
 
@@ -28,8 +28,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from langchain_stepback_profile.errors import DataFormatError, InvalidItemError
-from langchain_stepback_profile.history import to_history_item
+from langchain_stepback_profile.errors import (
+    DataFormatError,
+    InvalidArgumentError,
+    InvalidItemError,
+)
+from langchain_stepback_profile.history import check_user_id, to_history_item
 
 FORMATS = ("lamp", "jsonl", "csv")
 """The file formats :func:`load_histories` reads."""
@@ -206,9 +210,13 @@ def _csv_rows(path: Path) -> Iterator[tuple[list[str], int]]:
 
 
 def _user_id(value: Any, where: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+    """The row's user id, checked by the one rule every face applies (never trimmed)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise DataFormatError(f"{where}: the user must be a non-empty string, got {value!r}")
-    return str(value).strip()
+    try:
+        return check_user_id(str(value))
+    except InvalidArgumentError as err:
+        raise DataFormatError(f"{where}: {err}") from None
 
 
 def _pop_user(row: dict[str, Any], default: str | None, where: str) -> str:

@@ -15,12 +15,14 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import difflib
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -42,20 +44,97 @@ from langchain_stepback_profile.embeddings import (
 from langchain_stepback_profile.errors import (
     DuplicateItemError,
     InvalidArgumentError,
+    ProfileBuildError,
+    ProfileVersionConflictError,
     StoreError,
     UnknownUserError,
 )
-from langchain_stepback_profile.history import HistoryItem, history_hash, to_history_items
+from langchain_stepback_profile.evidence import claim_support
+from langchain_stepback_profile.history import (
+    HistoryItem,
+    check_user_id,
+    history_hash,
+    to_history_items,
+)
 from langchain_stepback_profile.index import HistoryIndex
+from langchain_stepback_profile.locking import LOCK_NAME, FolderLock
 from langchain_stepback_profile.profile import ProfileDraft, UserProfile
 from langchain_stepback_profile.store import STORE_FORMAT, ProfileStore, SQLiteProfileStore
-from langchain_stepback_profile.tasks import TaskSpec
+from langchain_stepback_profile.tasks import TaskSpec, get_task
 
 logger = logging.getLogger(__name__)
 
 RawItem = str | Mapping[str, Any] | HistoryItem
+OnError = Literal["raise", "report"]
+_BUILD_ATTEMPTS = 5  # saves that find a newer profile stored by another process
 _DB_NAME = "store.sqlite3"
 _INDEX_DIR = "indexes"
+
+
+def _check_on_error(on_error: Any) -> None:
+    if on_error not in ("raise", "report"):
+        raise InvalidArgumentError(f"on_error must be 'raise' or 'report', got {on_error!r}")
+
+
+def _chat_model(llm: Any) -> BaseChatModel | None:
+    if llm is None or isinstance(llm, BaseChatModel):
+        return llm
+    raise InvalidArgumentError(
+        f"llm must be a LangChain chat model (ChatOpenAI(...), init_chat_model("
+        f"'openai:gpt-4o-mini'), LocalChatModel()...), got {type(llm).__name__} {llm!r:.40}"
+    )
+
+
+def _did_you_mean(user_id: str, users: Sequence[str]) -> str:
+    """A hint for an unknown id: the same id in another case, a comma-joined list of known
+    ids (one string where a list was meant), or close spellings."""
+    known = set(users)
+    parts = [p.strip() for p in user_id.split(",")]
+    if len(parts) > 1 and all(p in known for p in parts):
+        return f"it looks like several users in one string: pass a list, {parts!r}; "
+    same = [u for u in users if u.casefold() == user_id.casefold()]
+    close = same or difflib.get_close_matches(user_id, users, n=3, cutoff=0.8)
+    return f"did you mean {', '.join(map(repr, close))}? " if close else ""
+
+
+def _user_list(user_ids: Any) -> list[str] | None:
+    """``None`` (every user), one id, or a sequence of ids; anything else is refused."""
+    if user_ids is None or isinstance(user_ids, str):
+        return None if user_ids is None else [user_ids]
+    if isinstance(user_ids, (Sequence, set, frozenset)):
+        return list(user_ids)
+    raise InvalidArgumentError(
+        f"user_ids must be a user id, a list of them or None (every user), got "
+        f"{type(user_ids).__name__}"
+    )
+
+
+def _draft(draft: Any) -> ProfileDraft:
+    """A hand edit as a ProfileDraft; anything else is refused with the expected shape."""
+    if isinstance(draft, ProfileDraft):
+        return draft
+    if not isinstance(draft, Mapping):
+        raise InvalidArgumentError(
+            f"a profile edit must be a ProfileDraft or a dict of its fields (interests, "
+            f"keywords, style, summary), got {type(draft).__name__}"
+        )
+    unknown = sorted(set(draft) - set(ProfileDraft.model_fields))
+    if unknown or not draft:
+        raise InvalidArgumentError(
+            f"a profile edit sets some of interests, keywords, style, summary; got "
+            f"{sorted(draft) or 'nothing'}" + (f" (unknown: {unknown})" if unknown else "")
+        )
+    try:
+        return ProfileDraft.model_validate(dict(draft))
+    except ValueError as err:
+        raise InvalidArgumentError(f"invalid profile edit: {err}") from None
+
+
+def _conflicts(user_id: str) -> ProfileVersionConflictError:
+    return ProfileVersionConflictError(
+        f"the profile of user {user_id!r} was updated by other writers {_BUILD_ATTEMPTS} times "
+        "while it was being built; refresh again when they are done"
+    )
 
 
 @dataclass(frozen=True)
@@ -72,6 +151,13 @@ class RefreshReport:
     """What :meth:`ProfileMemory.refresh` did, per user and in total."""
 
     builds: dict[str, ProfileBuild] = field(default_factory=dict)
+    errors: dict[str, Exception] = field(default_factory=dict, repr=False)
+    """Users whose build failed, with the error; their stored profiles are as they were."""
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """Each failed user and why, as text."""
+        return {user: f"{type(err).__name__}: {err}" for user, err in self.errors.items()}
 
     @property
     def llm_calls(self) -> int:
@@ -85,18 +171,12 @@ class RefreshReport:
         return sum(1 for b in self.builds.values() if b.mode == mode)
 
     def __str__(self) -> str:
+        failed = f", {len(self.failures)} failed" if self.failures else ""
         return (
             f"{len(self.builds)} profiles: {self.count('built')} built, {self.count('updated')} "
-            f"updated, {self.count('unchanged')} unchanged; {self.llm_calls} LLM calls, "
+            f"updated, {self.count('unchanged')} unchanged{failed}; {self.llm_calls} LLM calls, "
             f"{self.tokens} tokens"
         )
-
-
-def check_user_id(user_id: Any) -> str:
-    """User ids are non-empty strings; anything else is refused before it touches the store."""
-    if not isinstance(user_id, str) or not user_id.strip():
-        raise InvalidArgumentError(f"user id must be a non-empty string, got {user_id!r}")
-    return user_id
 
 
 def check_k(k: Any) -> int:
@@ -146,17 +226,26 @@ class ProfileMemory:
         self._check_folder(_DB_NAME if store is None else _INDEX_DIR)
         self.path.mkdir(parents=True, exist_ok=True)
         self.embeddings = embeddings or MiniLMEmbeddings()
-        self.llm = llm
+        self.llm = _chat_model(llm)
+        if task is not None:
+            get_task(task)  # an unknown name is refused before the store remembers it
         self.task = task
         self.profiler_options = dict(profiler_options or {})
         self.profile_strategy = profile_strategy
-        self.store = store or SQLiteProfileStore(self.path / _DB_NAME)
-        self._lock = threading.RLock()
-        self._profiles: dict[str, UserProfile] = {}
-        self._embedding_id = embedding_id(self.embeddings)
-        self._index: HistoryIndex | None = None
-        self._checked: set[str] = set()
-        self._open_meta()
+        self._strategy_given = profile_strategy
+        self._lock = FolderLock(self.path)  # every write, across threads and processes
+        self._build_locks: dict[str, threading.Lock] = {}
+        with self._lock:
+            self.store = store or SQLiteProfileStore(self.path / _DB_NAME)
+            self._profiles: dict[str, UserProfile] = {}
+            self._embedding_id = embedding_id(self.embeddings)
+            self._index: HistoryIndex | None = None
+            self._checked: set[str] = set()
+            self._repairs = 0
+            self._token = self.store.change_token()
+            self._open_meta()
+            if self._index is not None:
+                self._index.remove_leftovers()
 
     # ----------------------------------------------------------------- opening
     def _check_folder(self, marker: str) -> None:
@@ -164,7 +253,8 @@ class ProfileMemory:
         another store the index folder, which is then all the folder holds)."""
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"{self.path} is a file, not a store folder; pass a folder path")
-        if self.path.is_dir() and any(self.path.iterdir()) and not (self.path / marker).exists():
+        held = self.path.is_dir() and any(p.name != LOCK_NAME for p in self.path.iterdir())
+        if held and not (self.path / marker).exists():
             raise StoreError(
                 f"{self.path} is not empty and holds no {marker}: it is not a stepback-profile "
                 "store; pass a new or empty folder, or the folder of an existing store"
@@ -175,6 +265,12 @@ class ProfileMemory:
         if fmt is None:
             if self.store.users():
                 raise StoreError(f"{self.path} has data but no format marker; it is not a store")
+            if any((self.path / _INDEX_DIR).glob("*.faiss")):
+                raise StoreError(
+                    f"the store at {self.path} holds index files but its database is empty "
+                    f"(an emptied or replaced {_DB_NAME}?): its users' items are gone from it; "
+                    "restore the database from a backup, or move the folder away and ingest again"
+                )
             self.store.set_meta("format", STORE_FORMAT)
         elif fmt != STORE_FORMAT:
             raise StoreError(f"{self.path} is a store of format {fmt!r}, expected {STORE_FORMAT!r}")
@@ -216,35 +312,93 @@ class ProfileMemory:
                 f"{self.path} holds dimension {self._index.dim}; use the store's embedding model"
             )
 
+    def _sync(self) -> None:
+        """Drop cached state when another process has committed to the store since the last
+        call: its items, removals, forgets and profiles are then seen by this call."""
+        token = self.store.change_token()
+        if token == self._token:
+            return
+        with self._lock:
+            self._token = token
+            self._profiles.clear()
+            self._checked.clear()  # every index is compared with the store again on use
+            if self._index is None and self.store.get_meta("dimension") is not None:
+                self._index = HistoryIndex(
+                    self.path / _INDEX_DIR, int(self.store.get_meta("dimension") or 0)
+                )
+
     def _user_index(self, user_id: str) -> HistoryIndex:
-        """The index with the user's vectors reconciled against the store (crash recovery)."""
+        """The index with the user's vectors checked against the store, repaired if they differ.
+
+        The store is the source of truth: the in-memory index must hold each of the user's
+        vector ids exactly once. If it does not, the index file is read again (another process
+        may have saved it); what still differs is repaired (extra or repeated ids dropped,
+        missing vectors embedded again from the stored text) and saved.
+        """
         index = self._index_for()
         if user_id in self._checked:
             return index
-        with self._lock:
-            wanted = set(self.store.vids(user_id))
-            present = set(index.ids(user_id).tolist())
-            extra, missing = present - wanted, wanted - present
-            if extra or missing:
-                logger.warning(
-                    "index of user %r was out of step with the store (%d extra, %d missing "
-                    "vectors); repairing it",
-                    user_id,
-                    len(extra),
-                    len(missing),
-                )
-                index.remove(user_id, sorted(extra))
-                todo = self.store.items_by_vid(user_id, sorted(missing))
-                if todo:
-                    vectors = encode_texts(self.embeddings, [i.text for i in todo.values()])
-                    index.add(user_id, list(todo), vectors)
-                index.save(user_id)
-            self._checked.add(user_id)
+        wanted = np.sort(np.asarray(self.store.vids(user_id), dtype=np.int64))
+        if not np.array_equal(np.sort(index.ids(user_id)), wanted):
+            with self._lock:
+                index.reload(user_id)
+                wanted = np.sort(np.asarray(self.store.vids(user_id), dtype=np.int64))
+                present = np.sort(index.ids(user_id))
+                if not np.array_equal(present, wanted):
+                    self._repair(user_id, index, present, wanted)
+        self._checked.add(user_id)
         return index
+
+    def _repair(
+        self, user_id: str, index: HistoryIndex, present: np.ndarray, wanted: np.ndarray
+    ) -> None:
+        self.store.verify()  # a damaged database must not drive the repair
+        ids, counts = np.unique(present, return_counts=True)
+        stored, held = set(wanted.tolist()), set(ids.tolist())
+        repeated = set(ids[counts > 1].tolist())
+        wrong = repeated | (held - stored)  # every copy of these goes
+        missing = sorted((stored - held) | (repeated & stored))  # embedded again
+        self._repairs += 1
+        logger.warning(
+            "index of user %r was out of step with the store (%d ids extra or repeated, %d "
+            "vectors missing); repairing it from the store",
+            user_id,
+            len(wrong),
+            len(missing),
+        )
+        index.remove(user_id, sorted(wrong))  # every copy of a repeated id goes
+        todo = self.store.items_by_vid(user_id, missing)
+        if todo:
+            vectors = encode_texts(self.embeddings, [i.text for i in todo.values()])
+            index.add(user_id, list(todo), vectors)
+        index.save(user_id)
+
+    def check_integrity(self) -> dict[str, str]:
+        """Check every user's index against the store and repair what differs.
+
+        Returns ``{user_id: "ok" | "repaired"}``. Temporary files of killed saves, and index
+        files of users the store no longer has, are removed too. The same check runs by itself
+        on each user's first use, and again after another process has written to the store.
+        """
+        status: dict[str, str] = {}
+        with self._lock:
+            self._sync()
+            users = self.store.users()
+            if self._index is not None:
+                self._index.remove_leftovers()
+                self._index.remove_orphans(users)
+            for user_id in users:
+                before = self._repairs
+                self._checked.discard(user_id)
+                if self._index is not None or self.store.vids(user_id):
+                    self._user_index(user_id)
+                status[user_id] = "repaired" if self._repairs > before else "ok"
+        return status
 
     # ----------------------------------------------------------------- history
     def users(self) -> list[str]:
         """Every user with history or a profile, sorted."""
+        self._sync()
         return self.store.users()
 
     def has_user(self, user_id: str) -> bool:
@@ -257,10 +411,12 @@ class ProfileMemory:
 
     def _known(self, user_id: Any) -> str:
         user_id = check_user_id(user_id)
+        self._sync()
         if not self.store.has_user(user_id):
             raise UnknownUserError(
-                f"unknown user {user_id!r}: this store has no history for them; add items first "
-                f"with memory.add({user_id!r}, [...]) (known users: {len(self.users())})"
+                f"unknown user {user_id!r}: this store has no history for them; "
+                f"{_did_you_mean(user_id, self.store.users())}add items first with "
+                f"memory.add({user_id!r}, [...]) (known users: {len(self.store.users())})"
             )
         return user_id
 
@@ -284,6 +440,7 @@ class ProfileMemory:
         """
         plans: dict[str, tuple[list[str], list[HistoryItem]]] = {}
         with self._lock:
+            self._sync()  # what other processes committed before this write
             for user_id, raw in histories.items():
                 check_user_id(user_id)
                 plans[user_id] = self._plan_add(user_id, to_history_items(raw))
@@ -366,11 +523,19 @@ class ProfileMemory:
         user_id = self._known(user_id)
         if isinstance(item_ids, str):
             item_ids = [item_ids]  # one id, not its characters
+        if not isinstance(item_ids, Sequence) or not all(isinstance(i, str) for i in item_ids):
+            raise InvalidArgumentError(
+                f"item_ids must be an item id or a list of them, got {item_ids!r:.80}"
+            )
         with self._lock:
+            self._sync()
             index = self._user_index(user_id)
-            vids = self.store.remove_items(user_id, list(item_ids))
-            index.remove(user_id, vids)
+            found, _ = self.store.lookup(user_id, list(item_ids), [])
+            # vectors first: a crash before the rows go leaves rows whose vectors are embedded
+            # again on next use, never vectors of removed items
+            index.remove(user_id, [stored.vid for stored in found.values()])
             index.save(user_id)
+            vids = self.store.remove_items(user_id, list(item_ids))
         return len(vids)
 
     # ----------------------------------------------------------------- search
@@ -383,7 +548,9 @@ class ProfileMemory:
     ) -> dict[str, list[SearchResult]]:
         """Top-k per user for one query (embedded once), in the order of ``user_ids``."""
         k = check_k(k)
-        users = [self._known(u) for u in user_ids]
+        users = [self._known(u) for u in _user_list(user_ids) or []]
+        if not users:
+            raise InvalidArgumentError("no users given: pass user_ids=['alice', ...]")
         if not isinstance(query, str) or not query.strip():
             raise InvalidArgumentError(f"query must be a non-empty string, got {query!r}")
         vector = encode_query(self.embeddings, query)
@@ -392,6 +559,11 @@ class ProfileMemory:
         for user_id in users:
             hits = self._user_index(user_id).search(user_id, vector, k)
             found = self.store.items_by_vid(user_id, [vid for vid, _ in hits])
+            if len(found) < len(hits):  # the index holds vectors the store does not: check it
+                self.store.verify()
+                self._checked.discard(user_id)
+                hits = self._user_index(user_id).search(user_id, vector, k)
+                found = self.store.items_by_vid(user_id, [vid for vid, _ in hits])
             results[user_id] = [
                 SearchResult(found[vid], score, user_id) for vid, score in hits if vid in found
             ]
@@ -424,22 +596,44 @@ class ProfileMemory:
         """Every stored version of the user's profile, oldest first."""
         return self.store.profile_versions(self._known(user_id))
 
-    def set_profile(self, user_id: str, draft: ProfileDraft) -> UserProfile:
-        """Store a hand-edited profile as a new version; refreshes update it, never replace it."""
+    def set_profile(
+        self, user_id: str, draft: ProfileDraft | Mapping[str, Any], *, replace: bool = False
+    ) -> UserProfile:
+        """Store a hand edit of the user's profile as a new version.
+
+        The fields set in ``draft`` (``ProfileDraft(summary=...)``, or a dict such as
+        ``{"summary": ...}``) replace the stored ones; the others, the measured statistics
+        and the strategy are kept (with ``replace=True`` the draft's unset fields are empty
+        instead). Edited fields are remembered in ``edited_fields``: later refreshes rebuild
+        the other fields from new items and keep these as they are, unless a refresh is given
+        ``overwrite_edits=True``. The claims are checked against the history again.
+        """
         user_id = self._known(user_id)
+        draft = _draft(draft)
         with self._lock:
+            self._sync()
             previous = self._profile(user_id)
-            items = self.store.get_items(user_id)
+            stored = [s.item for s in self.store.get_items(user_id)]
+            changed = set(draft.model_fields_set) or set(ProfileDraft.model_fields)
+            base = previous.draft() if previous is not None and not replace else ProfileDraft()
+            content = base.model_copy(update={name: getattr(draft, name) for name in changed})
+            edited = sorted(changed | set(previous.edited_fields if previous else []))
+            if replace:
+                edited = sorted(ProfileDraft.model_fields)
             profile = UserProfile.from_draft(
-                ProfileDraft.model_validate(draft.model_dump()),
+                content,
                 user_id=user_id,
                 version=(previous.version + 1) if previous else 1,
-                history_hash=history_hash(s.item for s in items),
-                item_ids=[s.item.id for s in items],
+                history_hash=history_hash(stored),
+                item_ids=[item.id for item in stored],
                 model=previous.model if previous else "",
                 prompt_version=previous.prompt_version if previous else "",
                 task=previous.task if previous else "generic",
+                strategy=previous.strategy if previous else "llm",
+                stats=previous.stats if previous else {},  # measured by a build
+                support=content.support_with_edits(claim_support(content.claims(), stored), edited),
                 edited=True,
+                edited_fields=edited,
             )
             self._save_profile(profile)
         return profile
@@ -454,13 +648,23 @@ class ProfileMemory:
         llm: BaseChatModel | None = None,
         task: str | TaskSpec | None = None,
         strategy: ProfileStrategy | None = None,
+        overwrite_edits: bool = False,
     ) -> StepBackProfiler:
         """The profiler :meth:`refresh` uses: the given LLM, else this memory's, else the
         embedded local model (none for extractive profiles); the given task and strategy,
-        else this memory's."""
+        else this memory's.
+
+        What is passed explicitly wins over what the store remembers: an ``llm`` given here
+        with no ``strategy`` (and none given to the constructor) uses ``"auto"``, never the
+        strategy the store's profiles were last built with.
+        """
         options = dict(self.profiler_options)
-        options["strategy"] = strategy or options.get("strategy") or self.profile_strategy
-        llm = llm or self.llm
+        options["overwrite_edits"] = overwrite_edits or options.get("overwrite_edits", False)
+        remembered = "auto" if llm is not None else self.profile_strategy
+        options["strategy"] = (
+            strategy or options.get("strategy") or self._strategy_given or remembered
+        )
+        llm = _chat_model(llm) or self.llm
         if llm is None and options["strategy"] != "extractive":  # auto: the embedded model
             from langchain_stepback_profile.llms import default_chat_model
 
@@ -468,9 +672,8 @@ class ProfileMemory:
         return StepBackProfiler(llm, task=task or self.task, embeddings=self.embeddings, **options)
 
     def _targets(self, user_ids: Sequence[str] | str | None) -> list[str]:
-        if isinstance(user_ids, str):
-            user_ids = [user_ids]
-        return [self._known(u) for u in user_ids] if user_ids is not None else self.users()
+        users = _user_list(user_ids)
+        return [self._known(u) for u in users] if users is not None else self.users()
 
     def refresh(
         self,
@@ -480,22 +683,33 @@ class ProfileMemory:
         task: str | TaskSpec | None = None,
         strategy: ProfileStrategy | None = None,
         show_progress: bool = False,
+        on_error: OnError = "raise",
+        overwrite_edits: bool = False,
     ) -> RefreshReport:
         """Build or update the step-back profiles of ``user_ids`` (default: every user).
 
         Unchanged histories cost 0 LLM calls; added items update the profile incrementally.
-        A failed build raises and leaves the stored profile as it was.
+        A user whose build fails keeps their stored profile and does not stop the others; at
+        the end, :class:`ProfileBuildError` names each failed user and why (its ``report``
+        holds the builds that succeeded, all saved), or with ``on_error="report"`` the
+        returned report lists them in ``failures``. Builds of one user never interleave: in
+        this process they wait for each other, and a build that finds a newer profile stored by
+        another process when it saves is done again on that profile.
+
+        Fields a person edited (:meth:`set_profile`) are kept as they are while the rest is
+        rebuilt; ``overwrite_edits=True`` rebuilds them too.
         """
-        profiler = self.profiler(llm, task, strategy)
+        _check_on_error(on_error)
+        profiler = self.profiler(llm, task, strategy, overwrite_edits)
         self._remember_strategy(profiler.requested_strategy)
         report = RefreshReport()
         targets = self._targets(user_ids)
         for user_id in tqdm(targets, desc="profiles", unit="user", disable=not show_progress):
-            items = [s.item for s in self.store.get_items(user_id)]
-            build = profiler.build(user_id, items, self._profile(user_id))
-            self._record(build)
-            report.builds[user_id] = build
-        return report
+            try:
+                report.builds[user_id] = self._refresh_user(profiler, user_id)
+            except Exception as err:  # any model or parser failure of this one user
+                self._fail(report, user_id, err)
+        return self._conclude(report, on_error)
 
     async def arefresh(
         self,
@@ -506,10 +720,14 @@ class ProfileMemory:
         strategy: ProfileStrategy | None = None,
         max_concurrency: int = 4,
         show_progress: bool = False,
+        on_error: OnError = "raise",
+        overwrite_edits: bool = False,
     ) -> RefreshReport:
         """Async :meth:`refresh`: up to ``max_concurrency`` users are built at the same time,
-        with at most ``max_concurrency`` LLM calls in flight (long histories make several)."""
-        profiler = self.profiler(llm, task, strategy)
+        with at most ``max_concurrency`` LLM calls in flight (long histories make several).
+        A failing user does not cancel the others: every success is saved."""
+        _check_on_error(on_error)
+        profiler = self.profiler(llm, task, strategy, overwrite_edits)
         self._remember_strategy(profiler.requested_strategy)
         targets = self._targets(user_ids)
         limit = asyncio.Semaphore(check_k(max_concurrency))
@@ -519,10 +737,18 @@ class ProfileMemory:
 
         async def one(user_id: str) -> None:
             async with limit:
-                items = [s.item for s in self.store.get_items(user_id)]
-                build = await profiler.abuild(user_id, items, self._profile(user_id), limit=calls)
-                self._record(build)
-                report.builds[user_id] = build
+                try:
+                    for _ in range(_BUILD_ATTEMPTS):
+                        items, previous = self._build_inputs(user_id)
+                        build = await profiler.abuild(user_id, items, previous, limit=calls)
+                        saved = self._save_build(build)
+                        if saved is not None:
+                            report.builds[user_id] = saved
+                            break
+                    else:
+                        raise _conflicts(user_id)
+                except Exception as err:
+                    self._fail(report, user_id, err)
                 bar.update(1)
 
         try:
@@ -530,16 +756,67 @@ class ProfileMemory:
         finally:
             bar.close()
         report.builds = {u: report.builds[u] for u in targets if u in report.builds}
+        return self._conclude(report, on_error)
+
+    def _refresh_user(self, profiler: StepBackProfiler, user_id: str) -> ProfileBuild:
+        with self._build_lock(user_id):
+            for _ in range(_BUILD_ATTEMPTS):
+                saved = self._save_build(profiler.build(user_id, *self._build_inputs(user_id)))
+                if saved is not None:
+                    return saved
+        raise _conflicts(user_id)
+
+    def _build_lock(self, user_id: str) -> threading.Lock:
+        with self._lock:
+            return self._build_locks.setdefault(user_id, threading.Lock())
+
+    def _build_inputs(self, user_id: str) -> tuple[list[HistoryItem], UserProfile | None]:
+        """The user's items and stored profile as the store has them now."""
+        self._sync()
+        return [s.item for s in self.store.get_items(user_id)], self._profile(user_id)
+
+    def _save_build(self, build: ProfileBuild) -> ProfileBuild | None:
+        """Store a build's profile and return the build; ``None`` when another writer stored
+        that version first and its profile does not cover every item this build saw (the
+        build is then redone on the newer profile). A newer profile that covers them wins."""
+        if build.mode == "unchanged":
+            return build
+        try:
+            self._save_profile(build.profile)
+        except ProfileVersionConflictError:
+            user_id = build.profile.user_id
+            with self._lock:
+                self._profiles.pop(user_id, None)
+                newer = self._profile(user_id)
+            if newer is not None and set(newer.item_ids) >= set(build.profile.item_ids):
+                return dataclasses.replace(build, profile=newer, mode="unchanged")
+            return None
+        return build
+
+    @staticmethod
+    def _fail(report: RefreshReport, user_id: str, err: Exception) -> None:
+        logger.warning("the profile of user %r was not built: %s: %s", user_id, type(err), err)
+        report.errors[user_id] = err
+
+    @staticmethod
+    def _conclude(report: RefreshReport, on_error: OnError) -> RefreshReport:
+        if report.errors and on_error == "raise":
+            if len(report.errors) == 1 and not report.builds:  # the one user asked for
+                raise next(iter(report.errors.values()))
+            failed = "; ".join(f"{u!r}: {why}" for u, why in list(report.failures.items())[:5])
+            raise ProfileBuildError(
+                f"{len(report.failures)} of {len(report.builds) + len(report.failures)} profiles "
+                f"failed and kept their stored version ({failed}); the others were built and "
+                "saved. Fix the model or its settings and refresh again (unchanged profiles "
+                "cost nothing), or pass on_error='report' to get the failures in the report",
+                report,
+            ) from next(iter(report.errors.values()))
         return report
 
     def _remember_strategy(self, strategy: str) -> None:
         if strategy != self.store.get_meta("profile_strategy"):
             self.store.set_meta("profile_strategy", strategy)
         self.profile_strategy = strategy
-
-    def _record(self, build: ProfileBuild) -> None:
-        if build.mode != "unchanged":
-            self._save_profile(build.profile)
 
     # ----------------------------------------------------------------- forgetting
     def forget(self, user_id: str) -> dict[str, int]:
@@ -549,8 +826,11 @@ class ProfileMemory:
         """
         user_id = self._known(user_id)
         with self._lock:
-            vectors = self._index.count(user_id) if self._index is not None else 0
+            self._sync()
+            vectors = 0
             if self._index is not None:  # vectors first: a crash before the rows go is repaired
+                self._index.reload(user_id)  # count what the file holds, not a stale copy
+                vectors = self._index.count(user_id)
                 self._index.delete(user_id)
             report = self.store.delete_user(user_id)
             self._profiles.pop(user_id, None)

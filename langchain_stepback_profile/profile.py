@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -108,10 +109,22 @@ class ProfileDraft(BaseModel):
             return {"tone": value}
         return value
 
-    def claims(self) -> list[str]:
+    def claims(self, fields: Iterable[str] | None = None) -> list[str]:
         """What the profile asserts and the history can be checked against: each interest,
-        keyword and summary sentence."""
-        return [*self.interests, *self.keywords, *sentences(self.summary)]
+        keyword and summary sentence (of ``fields`` only, when given)."""
+        chosen = set(fields) if fields is not None else {"interests", "keywords", "summary"}
+        return [
+            *(self.interests if "interests" in chosen else []),
+            *(self.keywords if "keywords" in chosen else []),
+            *(sentences(self.summary) if "summary" in chosen else []),
+        ]
+
+    def support_with_edits(
+        self, support: dict[str, float], edited: Iterable[str]
+    ) -> dict[str, float]:
+        """``support`` with every claim of the ``edited`` fields counted as supported: what a
+        person wrote about themselves is never dropped from a prompt as invented."""
+        return {**support, **dict.fromkeys(self.claims(edited), 1.0)}
 
     def is_empty(self) -> bool:
         """True when the draft says nothing at all (a useless answer)."""
@@ -146,6 +159,8 @@ class UserProfile(ProfileDraft):
     support: dict[str, float] = Field(default_factory=dict)
     """Each claim (see :meth:`claims`) with the share of its words found in the history."""
     edited: bool = False
+    edited_fields: list[str] = Field(default_factory=list)
+    """The content fields a person set by hand; later refreshes keep them as they are."""
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
     @property

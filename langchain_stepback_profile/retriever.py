@@ -23,12 +23,33 @@ from langchain_core.callbacks import (
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, ensure_config
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from langchain_stepback_profile.errors import InvalidArgumentError
+from langchain_stepback_profile.errors import InvalidArgumentError, explain
 from langchain_stepback_profile.memory import ProfileMemory, SearchResult, check_k, check_user_id
 
 logger = logging.getLogger(__name__)
+
+
+def document_id(user_id: str, item_id: str | None = None) -> str:
+    """The globally unique id of a history item's Document (``user/item``), or of a profile's
+    (``user#profile``) when ``item_id`` is None.
+
+    ``%`` and ``/`` inside the ids are escaped (``%25``, ``%2F``), so the one unescaped ``/``
+    tells user from item: user ``a`` with item ``b/c`` is ``a/b%2Fc``, user ``a/b`` with item
+    ``c`` is ``a%2Fb/c``, and a profile id, which has no unescaped ``/``, is never an item's.
+
+    Example:
+        >>> document_id("a", "b/c"), document_id("a/b", "c"), document_id("alice")
+        ('a/b%2Fc', 'a%2Fb/c', 'alice#profile')
+    """
+
+    def escape(text: str) -> str:
+        return text.replace("%", "%25").replace("/", "%2F")
+
+    return (
+        f"{escape(user_id)}#profile" if item_id is None else f"{escape(user_id)}/{escape(item_id)}"
+    )
 
 
 def profile_document(user_id: str, position: int, memory: ProfileMemory) -> Document | None:
@@ -39,6 +60,7 @@ def profile_document(user_id: str, position: int, memory: ProfileMemory) -> Docu
         return None
     return Document(
         page_content=profile.render(supported_only=True),
+        id=document_id(user_id),
         metadata={
             "user_id": user_id,
             "kind": "profile",
@@ -53,7 +75,7 @@ def history_document(result: SearchResult, position: int) -> Document:
     item = result.item
     return Document(
         page_content=item.text,
-        id=f"{result.user_id}/{item.id}",  # unique across users (co-authors share item ids)
+        id=document_id(result.user_id, item.id),  # unique across users and items
         metadata={
             "user_id": result.user_id,
             "kind": "history",
@@ -108,6 +130,20 @@ class StepBackProfileRetriever(BaseRetriever):
     include_profiles: bool = True
     include_history: bool = True
     user_ids: list[str] | None = None
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise InvalidArgumentError(
+                f"{explain(err)}; e.g. StepBackProfileRetriever(memory=ProfileMemory(path), k=4, "
+                "user_ids=['alice', 'bob'])"
+            ) from None
+
+    @field_validator("user_ids", mode="before")
+    @classmethod
+    def _one_user(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value  # one id, as invoke() takes it
 
     def _with_config_users(self, config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict:
         configurable = ensure_config(config).get("configurable", {})

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from langchain_stepback_profile.errors import StoreError
+from langchain_stepback_profile.errors import ProfileVersionConflictError, StoreError
 from langchain_stepback_profile.history import HistoryItem
 from langchain_stepback_profile.profile import UserProfile
 
@@ -42,9 +42,22 @@ class ForgetReport:
     profile_versions: int
 
 
-def profile_version_taken(profile: UserProfile) -> StoreError:
-    """The error every store raises when a profile version is already stored."""
+def damaged(path: Path, cause: object) -> StoreError:
+    """The error for a store file that cannot be read as it should (corrupt, locked...)."""
+    if isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause):
+        return StoreError(
+            f"{path} stayed locked by another process for 30 s ({cause}); retry when its "
+            "write is done"
+        )
     return StoreError(
+        f"{path} is damaged ({cause}); restore it from a backup, or move the store folder away "
+        "and ingest the histories again (the index files are rebuilt from the database)"
+    )
+
+
+def profile_version_taken(profile: UserProfile) -> ProfileVersionConflictError:
+    """The error every store raises when a profile version is already stored."""
+    return ProfileVersionConflictError(
         f"profile version {profile.version} of user {profile.user_id!r} already exists: "
         "another process updated this profile; reopen the store and refresh again"
     )
@@ -119,6 +132,16 @@ class ProfileStore(ABC):
     def delete_user(self, user_id: str) -> ForgetReport:
         """Remove all of the user's rows."""
 
+    def verify(self) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`StoreError` if the store's own structures are damaged; called before a
+        repair trusts the store's view of a user."""
+
+    def change_token(self) -> object | None:
+        """A value that changes when another process commits to the store, read cheaply on
+        every call so that cached state (indexes, profiles) is checked again; ``None`` when
+        the store cannot tell (then only this process's own writes are seen at once)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
 
@@ -146,6 +169,10 @@ CREATE TABLE IF NOT EXISTS profiles (
 class SQLiteProfileStore(ProfileStore):
     """The default store: one SQLite file, WAL journal, one transaction per write.
 
+    Deleted rows are overwritten on disk (``secure_delete``, set here rather than left to how
+    SQLite was built) and :meth:`delete_user` checkpoints and truncates the write-ahead log, so
+    a forgotten user's text is in no file of the store once it returns.
+
     Example:
         >>> import tempfile, pathlib
         >>> store = SQLiteProfileStore(pathlib.Path(tempfile.mkdtemp()) / "s.sqlite3")
@@ -160,6 +187,8 @@ class SQLiteProfileStore(ProfileStore):
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA secure_delete=ON")
+            self._conn.execute("PRAGMA busy_timeout=30000")  # other processes' writes
             tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
             if tables and "meta" not in tables:
                 raise StoreError(
@@ -180,11 +209,30 @@ class SQLiteProfileStore(ProfileStore):
             raise
 
     def _transaction(self):  # -> contextmanager
-        return _Transaction(self._conn, self._lock)
+        return _Transaction(self._conn, self._lock, self.path)
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.DatabaseError as err:
+                raise damaged(self.path, err) from None
+
+    def _item(self, data: str, digest: str) -> HistoryItem:
+        """A stored row as an item, checked against the content hash stored beside it."""
+        try:
+            item = HistoryItem.model_validate_json(data)
+        except ValueError as err:  # pydantic's ValidationError, bad JSON or text
+            raise damaged(self.path, err) from None
+        if item.content_hash != digest:
+            raise damaged(self.path, "an item's text does not match its stored hash")
+        return item
+
+    def _profile(self, data: str) -> UserProfile:
+        try:
+            return UserProfile.model_validate_json(data)
+        except ValueError as err:
+            raise damaged(self.path, err) from None
 
     def get_meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
@@ -220,8 +268,10 @@ class SQLiteProfileStore(ProfileStore):
         return [r[0] for r in self._query("SELECT vid FROM items WHERE user_id = ?", (user_id,))]
 
     def get_items(self, user_id: str) -> list[StoredItem]:
-        rows = self._query("SELECT vid, data FROM items WHERE user_id = ? ORDER BY vid", (user_id,))
-        return [StoredItem(vid, HistoryItem.model_validate_json(data)) for vid, data in rows]
+        rows = self._query(
+            "SELECT vid, data, content_hash FROM items WHERE user_id = ? ORDER BY vid", (user_id,)
+        )
+        return [StoredItem(vid, self._item(data, digest)) for vid, data, digest in rows]
 
     def items_by_vid(self, user_id: str, vids: Sequence[int]) -> dict[int, HistoryItem]:
         found: dict[int, HistoryItem] = {}
@@ -231,10 +281,11 @@ class SQLiteProfileStore(ProfileStore):
             marks = ",".join("?" * len(chunk))
             # "+user_id" keeps SQLite on the primary key instead of scanning the user's rows
             rows = self._query(
-                f"SELECT vid, data FROM items WHERE +user_id = ? AND vid IN ({marks})",
+                "SELECT vid, data, content_hash FROM items "
+                f"WHERE +user_id = ? AND vid IN ({marks})",
                 (user_id, *chunk),
             )
-            found.update((vid, HistoryItem.model_validate_json(data)) for vid, data in rows)
+            found.update((vid, self._item(data, digest)) for vid, data, digest in rows)
         return found
 
     def lookup(
@@ -249,12 +300,12 @@ class SQLiteProfileStore(ProfileStore):
                 chunk = keys[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 rows = self._query(
-                    f"SELECT vid, {column}, data FROM items "
+                    f"SELECT vid, {column}, data, content_hash FROM items "
                     f"WHERE user_id = ? AND {column} IN ({marks})",
                     (user_id, *chunk),
                 )
-                for vid, key, data in rows:
-                    found.setdefault(key, StoredItem(vid, HistoryItem.model_validate_json(data)))
+                for vid, key, data, digest in rows:
+                    found.setdefault(key, StoredItem(vid, self._item(data, digest)))
         return by_id, by_hash
 
     def add_items(self, user_id: str, items: Sequence[HistoryItem]) -> list[int]:
@@ -281,13 +332,13 @@ class SQLiteProfileStore(ProfileStore):
         rows = self._query(
             "SELECT data FROM profiles WHERE user_id = ? ORDER BY version DESC LIMIT 1", (user_id,)
         )
-        return UserProfile.model_validate_json(rows[0][0]) if rows else None
+        return self._profile(rows[0][0]) if rows else None
 
     def profile_versions(self, user_id: str) -> list[UserProfile]:
         rows = self._query(
             "SELECT data FROM profiles WHERE user_id = ? ORDER BY version", (user_id,)
         )
-        return [UserProfile.model_validate_json(r[0]) for r in rows]
+        return [self._profile(r[0]) for r in rows]
 
     def put_profile(self, profile: UserProfile) -> None:
         try:
@@ -305,7 +356,18 @@ class SQLiteProfileStore(ProfileStore):
             versions = self._conn.execute(
                 "DELETE FROM profiles WHERE user_id = ?", (user_id,)
             ).rowcount
+        # The log still holds the pages written before the delete: copy it into the database
+        # (where secure_delete zeroed the rows) and truncate it.
+        self._query("PRAGMA wal_checkpoint(TRUNCATE)")
         return ForgetReport(items=items, profile_versions=versions)
+
+    def change_token(self) -> object | None:
+        return self._query("PRAGMA data_version")[0][0]
+
+    def verify(self) -> None:
+        problems = [r[0] for r in self._query("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise damaged(self.path, "; ".join(map(str, problems)))
 
     def close(self) -> None:
         with self._lock:
@@ -315,9 +377,10 @@ class SQLiteProfileStore(ProfileStore):
 class _Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error), holding the store lock."""
 
-    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock, path: Path) -> None:
         self._conn = conn
         self._lock = lock
+        self._path = path
         self._depth = 0
 
     def __enter__(self) -> None:
@@ -327,14 +390,22 @@ class _Transaction:
             return
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-        except BaseException:
+        except BaseException as err:
             self._lock.release()  # __exit__ does not run when __enter__ raises
+            if isinstance(err, sqlite3.DatabaseError):
+                raise damaged(self._path, err) from None
             raise
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if self._depth:
                 return
-            self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            try:
+                self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            except sqlite3.DatabaseError as err:
+                raise damaged(self._path, err) from None
         finally:
             self._lock.release()
+        # a write that failed because the file is damaged (a duplicate key is the caller's)
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.IntegrityError):
+            raise damaged(self._path, exc) from None

@@ -20,15 +20,20 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from langchain_stepback_profile.memory import ProfileMemory, check_k
-from langchain_stepback_profile.retriever import StepBackProfileRetriever, normalize_user_ids
+from langchain_stepback_profile.retriever import (
+    StepBackProfileRetriever,
+    document_id,
+    normalize_user_ids,
+)
 
 
 def document_to_node(doc: Document) -> NodeWithScore:
     """A retrieved Document as a ``NodeWithScore`` with the same text and metadata.
 
-    History nodes keep the document id (``user/item``) and their cosine score; profile nodes
-    get the id ``user#profile`` and no score. Only ``user_id`` is shown to the LLM next to the
-    text and no metadata is embedded.
+    Nodes keep the document's globally unique id (``user/item`` for history, with their cosine
+    score; ``user#profile`` for profiles, without a score; see
+    :func:`~langchain_stepback_profile.retriever.document_id`). Only ``user_id`` is shown to the
+    LLM next to the text and no metadata is embedded.
 
     Example:
         ```python
@@ -39,7 +44,7 @@ def document_to_node(doc: Document) -> NodeWithScore:
     """
     metadata = dict(doc.metadata)
     node = TextNode(
-        id_=doc.id or f"{metadata['user_id']}#profile",
+        id_=doc.id or document_id(metadata["user_id"], metadata.get("item_id")),
         text=doc.page_content,
         metadata=metadata,
         excluded_embed_metadata_keys=list(metadata),

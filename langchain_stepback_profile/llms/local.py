@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import llama_cpp
+import numpy as np
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -85,6 +86,24 @@ def default_model_path() -> Path:
             "GGUF file"
         )
     return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF
+
+
+def _prime(llama: llama_cpp.Llama, prompt: list[int]) -> None:
+    """Make the answer to a prompt independent of what the context cache held before.
+
+    llama.cpp's results depend slightly on how tokens were batched: the last prompt token
+    decoded alone (as llama_cpp does when the prompt is already cached) gives other logits
+    than the same token decoded inside the prompt's batch, and a greedy answer can change.
+    So every prompt is evaluated the same way: all but its last token as one batch from an
+    empty cache (kept when the cache already starts with exactly those tokens, as for the
+    candidates of one prompt), then ``generate`` decodes the last token alone.
+    """
+    head = prompt[:-1]
+    if llama.n_tokens >= len(head) and np.array_equal(llama.input_ids[: len(head)], head):
+        return  # (input_ids is the whole token buffer: only its first n_tokens are valid)
+    llama.reset()
+    if head:
+        llama.eval(head)
 
 
 @dataclass(frozen=True)
@@ -451,6 +470,7 @@ class LocalChatModel(BaseChatModel):
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pending, produced, finish, stopped = "", 0, "length", False
         with runtime.lock:
+            _prime(llama, prompt)
             llama.set_seed(llama_cpp.LLAMA_DEFAULT_SEED if options.seed is None else options.seed)
             tokens = llama.generate(
                 prompt,

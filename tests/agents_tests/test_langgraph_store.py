@@ -137,7 +137,7 @@ def test_the_folder_of_a_langgraph_backed_memory(
         open_memory(tmp_path / "notes", graph_store, embeddings)
     memory = open_memory(tmp_path / "vectors", graph_store, embeddings)
     memory.add("alice", ["hello"])
-    assert sorted(p.name for p in (tmp_path / "vectors").iterdir()) == ["indexes"]
+    assert sorted(p.name for p in (tmp_path / "vectors").iterdir()) == [".lock", "indexes"]
     open_memory(tmp_path / "vectors", graph_store, embeddings)  # reopens
 
 

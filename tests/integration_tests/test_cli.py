@@ -295,6 +295,12 @@ BAD_FILES = {
         ),
         pytest.param(["forget", "Nobody"], ["unknown user 'Nobody'"], id="unknown user forget"),
         pytest.param(
+            ["forget", "{user} "], ["leading or trailing whitespace"], id="look-alike user id"
+        ),
+        pytest.param(
+            ["query", "--users", "{user},bo\tb", "x"], ["control or invisible"], id="tab in id"
+        ),
+        pytest.param(
             ["profile", "build", "--task", "haiku"],
             ["unknown task 'haiku'", "scholarly_title"],
             id="unknown task",
@@ -392,6 +398,13 @@ def test_loaders_read_jsonl_and_csv(tmp_path: Path) -> None:
         "alice": [{"id": "p1", "title": "MT, again", "abstract": "We study MT.", "year": "2015"}],
         "bob": [{"id": "p2", "abstract": "Only an abstract."}],
     }
+    # ids are never trimmed: " alice" and "alice\t" are refused, not merged into "alice"
+    jsonl.write_text(
+        '{"user_id": "alice", "text": "one"}\n{"user_id": " alice", "text": "two"}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(DataFormatError, match=r"line 2: user id ' alice' has leading"):
+        load_histories(jsonl)
     table.write_text("user_id,id,text\nbob,x,one\nbob,x,two\n", encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"papers\.csv, line 3: item id 'x' .* at line 2"):
         load_histories(table)

@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 
 from langchain_stepback_profile import HistoryItem, InvalidItemError, to_history_item
-from langchain_stepback_profile.errors import StepBackProfileError
-from langchain_stepback_profile.history import content_hash, history_hash, to_history_items
+from langchain_stepback_profile.errors import InvalidArgumentError, StepBackProfileError
+from langchain_stepback_profile.history import (
+    check_user_id,
+    content_hash,
+    history_hash,
+    to_history_items,
+)
 
 
 # ---------------------------------------------------------------- accepted shapes
@@ -227,3 +232,26 @@ def test_history_hash_ignores_metadata() -> None:
 def test_content_hash_is_independent_of_id() -> None:
     assert HistoryItem(id="a", text="x").content_hash == HistoryItem(id="b", text="x").content_hash
     assert HistoryItem(id="a", text="x").content_hash != HistoryItem(id="a", text="y").content_hash
+
+
+@pytest.mark.parametrize(
+    ("user_id", "problem"),
+    [
+        ("alice ", "leading or trailing whitespace"),
+        (" alice", "leading or trailing whitespace"),
+        ("alice\t", "leading or trailing whitespace"),
+        ("ali\u200bce", "invisible characters"),
+        ("ali\x00ce", "control or invisible"),
+        ("Rene\u0301", "NFC"),
+        ("", "non-empty string"),
+        (7, "non-empty string"),
+    ],
+)
+def test_look_alike_user_ids_are_refused(user_id: object, problem: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=problem):
+        check_user_id(user_id)
+
+
+@pytest.mark.parametrize("user_id", ["alice", "Regina Barzilay", "a/b", "René", "用户 1", "x%2F"])
+def test_user_ids_are_kept_exactly(user_id: str) -> None:
+    assert check_user_id(user_id) == user_id

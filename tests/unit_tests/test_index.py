@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from langchain_stepback_profile import HistoryIndex, MiniLMEmbeddings, StoreError
-from langchain_stepback_profile.index import atomic_write_bytes, user_key
+from langchain_stepback_profile.index import atomic_write_bytes, seal, user_key
 
 DIM = 8
 
@@ -206,9 +206,34 @@ def test_foreign_index_file_raises_store_error(index: HistoryIndex, kind: str) -
     else:
         other = getattr(faiss, kind)(DIM)
         other.add(random_unit(2))
-    index.path("alice").write_bytes(faiss.serialize_index(other).tobytes())
+    index.path("alice").write_bytes(seal(faiss.serialize_index(other).tobytes()))
     with pytest.raises(StoreError, match=f"holds a {kind} .*expected IndexIDMap2 of dimension 8"):
         index.search("alice", random_unit(1)[0], k=1)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["unsealed", "flipped byte", "truncated", "zero bytes", "trailer only", "appended"],
+)
+def test_an_index_file_failing_its_checksum_is_never_loaded(
+    index: HistoryIndex, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    index.add("alice", [1, 2, 3], random_unit(3))
+    index.save("alice")
+    sealed = index.path("alice").read_bytes()
+    raw = sealed[: -len(seal(b"")) or None]
+    damaged = {
+        "unsealed": raw,  # a file of an older version, or written by other software
+        "flipped byte": sealed[:40] + bytes([sealed[40] ^ 0x10]) + sealed[41:],
+        "truncated": sealed[: len(sealed) // 2],
+        "zero bytes": b"",
+        "trailer only": seal(b""),
+        "appended": sealed + b"x",
+    }[damage]
+    index.path("alice").write_bytes(damaged)
+    fresh = HistoryIndex(index.folder, DIM)
+    assert fresh.count("alice") == 0  # empty: the memory rebuilds it from the store
+    assert "checksum" in caplog.text or "unreadable" in caplog.text
 
 
 # ---------------------------------------------------------------- atomic writes

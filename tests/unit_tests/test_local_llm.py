@@ -280,3 +280,12 @@ def test_schema_grammar_requires_every_field_even_oddly_named_ones() -> None:
     assert schema["required"] == ["properties", "x"]
     assert schema["$defs"]["Inner"]["required"] == ["required"]
     assert set(schema["properties"]) == {"properties", "x"}  # no field was added
+
+
+def test_an_answer_does_not_depend_on_what_the_cache_held(llm: LocalChatModel) -> None:
+    first = llm.invoke(PROMPTS[1]).content
+    assert llm.invoke(PROMPTS[1]).content == first  # the whole prompt cached
+    llm.invoke(PROMPTS[2])  # another prompt in between
+    assert llm.invoke(PROMPTS[1]).content == first
+    llm._runtime.llama().reset()  # an empty cache
+    assert llm.invoke(PROMPTS[1]).content == first

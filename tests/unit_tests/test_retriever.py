@@ -15,6 +15,7 @@ from langchain_stepback_profile import (
     StepBackProfileRetriever,
     UnknownUserError,
 )
+from langchain_stepback_profile.retriever import document_id
 
 HISTORIES = {
     "alice": [
@@ -106,7 +107,7 @@ def test_every_document_carries_its_metadata(store: ProfileMemory) -> None:
             assert doc.metadata["profile_version"] == version
             continue
         assert doc.metadata["item_id"] in own[doc.metadata["user_id"]]
-        assert doc.id == f"{doc.metadata['user_id']}/{doc.metadata['item_id']}"
+        assert doc.id == document_id(doc.metadata["user_id"], doc.metadata["item_id"])
         assert isinstance(doc.metadata["score"], float)
         assert -1.0 <= doc.metadata["score"] <= 1.0 + 1e-6
     for user in ("alice", "bob"):
@@ -365,3 +366,20 @@ async def test_abatch(store: ProfileMemory) -> None:
         [QUERY, QUERY], config={"configurable": {"user_ids": ["carol"]}}
     )
     assert [users_of(docs) for docs in results] == [["carol"], ["carol"]]
+
+
+def test_document_ids_are_unique_across_users_whatever_the_ids(memory: ProfileMemory) -> None:
+    # user "a" with item "b/c" and user "a/b" with item "c" once shared the id "a/b/c"
+    memory.add("a", [{"id": "b/c", "text": "the same words about translation"}])
+    memory.add("a/b", [{"id": "c", "text": "the same words about translation"}])
+    memory.add("a%2Fb", [{"id": "c", "text": "the same words about translation"}])
+    for user in memory.users():
+        memory.set_profile(user, ProfileDraft(summary=f"profile of {user}"))
+    retriever = StepBackProfileRetriever(memory=memory, k=1)
+    docs = retriever.invoke("translation", user_ids=["a", "a/b", "a%2Fb"])
+    ids = [d.id for d in docs]
+    assert len(ids) == 6 and len(set(ids)) == 6, ids
+    assert document_id("a", "b/c") != document_id("a/b", "c")
+    assert {document_id(u) for u in memory.users()}.isdisjoint(
+        document_id(u, "profile") for u in memory.users()
+    )

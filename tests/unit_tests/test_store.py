@@ -317,7 +317,7 @@ def test_failed_transaction_start_releases_the_lock(tmp_path: Path) -> None:
     try:
         store._conn.execute("PRAGMA busy_timeout=0")
         other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-        with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with pytest.raises(StoreError, match="locked by another process"):
             store.add_items("alice", items("a"))
         other.execute("ROLLBACK")
 
