@@ -5,7 +5,11 @@
 - many processes: ``--procs`` processes share one store for ``--rounds`` rounds each, checking at
   every call that everything the others committed is visible, never another user's item;
 - damage: ``--mutations`` random mutations of the store's files (index files and SQLite
-  database), each followed by searches that must return the right item or a package error.
+  database), each followed by searches that must return the right item or a package error;
+- load: 50 concurrent async retrieval clients over 1,000 users for ``--load-seconds``.
+
+The embedder is a deterministic hash (what is measured is the storage, not the model), so the
+latencies are those of SQLite, FAISS and the retriever alone.
 
 Writes docs/benchmarks/reliability_soak.json and .md.
 
@@ -17,12 +21,12 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +35,15 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _benchlib import command_line, write_json  # noqa: E402
+
 from tests.reliability_tests.workers import (  # noqa: E402
     damage_trials,
     iter_kills,
+    load_store,
     open_memory,
     run_churn,
+    run_load,
 )
 
 OUT = ROOT / "docs" / "benchmarks"
@@ -96,6 +104,11 @@ def damage(folder: Path, mutations: int) -> dict[str, Any]:
     }
 
 
+def load(folder: Path, users: int, concurrency: int, seconds: float) -> dict[str, Any]:
+    names = load_store(folder / "load-store", users, items_each=5)
+    return asyncio.run(run_load(folder / "load-store", names, concurrency, seconds))
+
+
 def markdown(payload: dict[str, Any]) -> str:
     def table(section: dict[str, Any]) -> str:
         rows = "\n".join(
@@ -121,6 +134,10 @@ Generated {payload["generated_at"]} by `{payload["command"]}` ({payload["seconds
 
 {table(payload["damage"])}
 
+## Concurrent async retrieval
+
+{table(payload["load"])}
+
 Mutated files: {", ".join(f"{k} {v}" for k, v in payload["damage"]["mutated_files"].items())}.
 """
 
@@ -131,6 +148,7 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=120)
     parser.add_argument("--mutations", type=int, default=1000)
+    parser.add_argument("--load-seconds", type=float, default=60)
     args = parser.parse_args()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,16 +157,15 @@ def main() -> None:
             "crashes": crashes(folder, args.kills),
             "processes": processes(folder, args.procs, args.rounds),
             "damage": damage(folder, args.mutations),
+            "load": load(folder, 1000, 50, args.load_seconds),
         }
-    argv = " ".join(sys.argv[1:])
     payload = {
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": f".venv/bin/python bench/{NAME}.py" + (f" {argv}" if argv else ""),
+        "command": command_line(f"{NAME}.py", sys.argv[1:]),
         "seconds": round(time.perf_counter() - start, 1),
         **payload,
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{NAME}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(OUT / f"{NAME}.json", payload)
+    payload = json.loads((OUT / f"{NAME}.json").read_text())  # with its generated_at
     (OUT / f"{NAME}.md").write_text(markdown(payload))
     print(markdown(payload))
 

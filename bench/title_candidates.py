@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
     for item in tqdm(items, desc="items", unit="item"):
         docs = retriever.invoke(item.input_text, user_ids=item.store_ids[:1])
         spec = methods.spec(item)
-        step = Personalizer(llm, spec, strategy="few_shot", candidates=SAMPLES + 1)
+        step = Personalizer(llm, spec, prompt_layout="few_shot", candidates=SAMPLES + 1)
         for temperature in TEMPERATURES:
             drawn = _answers(step, item, docs, temperature)
             picks = {f"best of {n}, temperature {temperature}": n for n in range(2, SAMPLES + 2)}

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -137,6 +138,19 @@ def best_grounded(checks: Sequence[Controlled], text: str) -> int | None:
     return max(usable, key=lambda n: grounding(checks[n].text, text), default=None)
 
 
+def _layout(prompt_layout: PromptStrategy, strategy: PromptStrategy | None) -> PromptStrategy:
+    """The prompt layout, from ``strategy=`` (the deprecated name) when that is given."""
+    if strategy is None:
+        return prompt_layout
+    warnings.warn(
+        "strategy= of the personalized chain is now prompt_layout= (strategy is the name of "
+        "ProfileMemory's profile strategies); pass prompt_layout=" + repr(strategy),
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return strategy
+
+
 class Personalizer:
     """One personalized generation: prompt layout, capped generation, output control, and one
     regeneration with the plain prompt (then a fallback) when no answer is usable.
@@ -149,7 +163,7 @@ class Personalizer:
 
     Example:
         ```python
-        step = Personalizer(llm, get_task("scholarly_title"), strategy="few_shot")
+        step = Personalizer(llm, get_task("scholarly_title"), prompt_layout="few_shot")
         step.run("We study...", docs)["output"]
         ```
     """
@@ -159,13 +173,14 @@ class Personalizer:
         llm: BaseChatModel,
         task: TaskSpec,
         *,
-        strategy: str = "auto",
+        prompt_layout: PromptStrategy = "auto",
         control: bool = True,
         candidates: int | None = None,
+        strategy: PromptStrategy | None = None,
     ) -> None:
         self.llm = llm
         self.task = task
-        self.layout = resolve_strategy(strategy, llm, task)
+        self.layout = resolve_strategy(_layout(prompt_layout, strategy), llm, task)
         self.control = control
         self.candidates = _default_candidates(candidates, llm, self.layout, task, control)
 
@@ -264,19 +279,22 @@ def create_personalized_chain(
     retriever: Runnable[str, list[Document]],
     *,
     task: str | TaskSpec | None = None,
-    strategy: PromptStrategy = "auto",
+    prompt_layout: PromptStrategy = "auto",
     control: bool = True,
     candidates: int | None = None,
     return_context: bool = False,
+    strategy: PromptStrategy | None = None,
 ) -> Runnable:
     """A chain ``input -> personalized output``: one LLM call per query (three with a small
     model in the few-shot layout; one more when output control rejects every answer).
 
     The input is a string (or ``{"input": str}``); the users come from the retriever
     (its ``user_ids``, or ``config={"configurable": {"user_ids": [...]}}`` on the chain).
-    ``strategy`` picks the prompt layout (see :mod:`~langchain_stepback_profile.prompting`;
-    ``"auto"`` fits it to the model); ``control`` turns output control on (cleaning, length
-    from the lead author's profile, chat/copy detection, word forms for rewriting tasks);
+    ``prompt_layout`` picks the prompt layout (see :mod:`~langchain_stepback_profile.prompting`;
+    ``"auto"`` fits it to the model; the older name ``strategy=`` still works, with a
+    deprecation warning: a *profile* strategy is ``ProfileMemory.refresh(strategy=...)``);
+    ``control`` turns output control on (cleaning, length from the lead author's profile,
+    chat/copy detection, word forms for rewriting tasks);
     ``candidates`` is how many answers to draw and choose from (see :class:`Personalizer`).
     With ``return_context=True`` the chain returns ``{"output", "documents", "messages",
     "control"}``.
@@ -288,7 +306,11 @@ def create_personalized_chain(
         ```
     """
     step = Personalizer(
-        llm, get_task(task), strategy=strategy, control=control, candidates=candidates
+        llm,
+        get_task(task),
+        prompt_layout=_layout(prompt_layout, strategy),
+        control=control,
+        candidates=candidates,
     )
     gather = RunnableParallel(
         input=RunnableLambda(_input_text), documents=RunnableLambda(_input_text) | retriever

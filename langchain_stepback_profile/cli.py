@@ -53,8 +53,8 @@ from langchain_stepback_profile.errors import (
 from langchain_stepback_profile.evaluation.methods import METHODS
 from langchain_stepback_profile.evaluation.tasks import EVAL_TASKS
 from langchain_stepback_profile.history import check_user_id, history_hash
-from langchain_stepback_profile.loaders import FORMATS, detect_format, load_histories
-from langchain_stepback_profile.memory import ProfileMemory, RefreshReport
+from langchain_stepback_profile.loaders import FORMATS, detect_format, load_histories, read_json
+from langchain_stepback_profile.memory import ProfileMemory, RefreshReport, did_you_mean
 from langchain_stepback_profile.profile import UserProfile
 from langchain_stepback_profile.prompting import PROMPT_STRATEGIES
 from langchain_stepback_profile.retriever import StepBackProfileRetriever
@@ -187,9 +187,9 @@ class Session:
                 known = ", ".join(repr(u) for u in stored[:3])
                 more = f" and {len(stored) - 3} more" if len(stored) > 3 else ""
                 raise UnknownUserError(
-                    f"unknown user {user!r}: the store at {self.store} has no history for them "
-                    f"(it knows {known}{more}; see `{PROG} users`); add their history with "
-                    f"`{PROG} ingest`"
+                    f"unknown user {user!r}: the store at {self.store} has no history for them; "
+                    f"{did_you_mean(user, stored)}(it knows {known}{more}; see `{PROG} users`); "
+                    f"add their history with `{PROG} ingest`"
                 )
         return list(dict.fromkeys(users))
 
@@ -240,6 +240,13 @@ class Session:
         """Write the command's result as one JSON object on stdout."""
         self.out.write(json.dumps(data, ensure_ascii=False) + "\n")
         self.out.flush()
+
+    def say(self, data: dict[str, Any], text: str) -> None:
+        """The command's result: ``data`` as JSON with ``--json``, else one line of text."""
+        if self.json:
+            self.emit(data)
+        else:
+            self.console.print(Text(text))
 
     def close(self) -> None:
         if self._memory is not None:
@@ -353,6 +360,82 @@ def cmd_profile_show(session: Session, args: argparse.Namespace) -> None:
     _print_profile(session.console, profile, len(items), history_hash(items))
 
 
+def cmd_profile_edit(session: Session, args: argparse.Namespace) -> None:
+    """Store a hand edit of a user's profile as a new version (kept through refreshes)."""
+    memory = session.memory()
+    session.known_users(memory, [args.user])
+    edit: dict[str, Any] = {}
+    if args.file is not None:
+        edit = read_json(args.file, "give a JSON object of profile fields")
+        if not isinstance(edit, dict):
+            raise DataFormatError(f"{args.file}: a JSON object of profile fields is needed")
+    for field in ("interests", "keywords"):
+        value = getattr(args, field)
+        if value is not None:
+            edit[field] = [part.strip() for part in value.split(";") if part.strip()]
+    if args.summary is not None:
+        edit["summary"] = args.summary
+    style = {name: getattr(args, name) for name in ("tone", "length", "structure", "vocabulary")}
+    style = {name: value for name, value in style.items() if value is not None}
+    if style:
+        previous = memory.get_profile(args.user)
+        base = previous.style.model_dump() if previous is not None else {}
+        edit["style"] = {**base, **dict(edit.get("style") or {}), **style}
+    if not edit:
+        raise InvalidArgumentError(
+            "nothing to edit: give --summary, --interests 'a; b', --keywords, --tone, "
+            "--length, --structure, --vocabulary or --file FILE.json"
+        )
+    profile = memory.set_profile(args.user, edit)
+    session.say(
+        profile.model_dump(mode="json"),
+        f"{args.user}: profile v{profile.version} stored; edited fields "
+        f"{', '.join(profile.edited_fields)} are kept through later refreshes",
+    )
+
+
+def cmd_profile_export(session: Session, args: argparse.Namespace) -> None:
+    """Write every version of the users' profiles as JSON."""
+    memory = session.memory()
+    users = session.known_users(memory, args.users)
+    data = memory.export_profiles(users)
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    if args.output is None:
+        session.out.write(text)
+        return
+    args.output.write_text(text, encoding="utf-8")
+    count = sum(len(v) for v in data["profiles"].values())
+    session.emit({"output": str(args.output), "users": len(users), "versions": count})
+
+
+def cmd_profile_import(session: Session, args: argparse.Namespace) -> None:
+    """Import profiles written by ``profile export``."""
+    memory = session.memory()
+    if str(args.file) == "-":
+        try:
+            data = json.loads(sys.stdin.read())
+        except json.JSONDecodeError as err:
+            raise DataFormatError(f"stdin: malformed JSON ({err}); pipe in an export") from None
+    else:
+        data = read_json(args.file, "give the JSON that profile export wrote")
+    stored = memory.import_profiles(data)
+    session.say(
+        {"imported": stored},
+        f"imported {sum(stored.values())} profile versions of {len(stored)} users",
+    )
+
+
+def cmd_profile_rollback(session: Session, args: argparse.Namespace) -> None:
+    """Make an earlier profile version current again (as a new version)."""
+    memory = session.memory()
+    session.known_users(memory, [args.user])
+    profile = memory.rollback_profile(args.user, args.version)
+    session.say(
+        profile.model_dump(mode="json"),
+        f"{args.user}: v{args.version} is current again, stored as v{profile.version}",
+    )
+
+
 def _chosen(control: dict[str, Any]) -> str:
     if control["candidates"] < 2 or control["chosen"] is None:
         return ""
@@ -372,7 +455,7 @@ def cmd_query(session: Session, args: argparse.Namespace) -> None:
         session.llm(),
         retriever,
         task=task,
-        strategy=args.strategy,
+        prompt_layout=args.strategy,
         control=not args.no_control,
         candidates=args.candidates,
         return_context=True,
@@ -462,14 +545,10 @@ def cmd_forget(session: Session, args: argparse.Namespace) -> None:
     memory = session.memory()
     session.known_users(memory, [args.user])
     removed = memory.forget(args.user)
-    if session.json:
-        session.emit({"user_id": args.user, **removed})
-        return
-    session.console.print(
-        Text(
-            f"Forgot {args.user!r}: removed {removed['items']} items, {removed['vectors']} "
-            f"vectors, {removed['profile_versions']} profile versions"
-        )
+    session.say(
+        {"user_id": args.user, **removed},
+        f"Forgot {args.user!r}: removed {removed['items']} items, {removed['vectors']} "
+        f"vectors, {removed['profile_versions']} profile versions",
     )
 
 
@@ -823,6 +902,51 @@ def build_parser() -> argparse.ArgumentParser:
         f"  {PROG} profile show alice\n  {PROG} profile show alice --json | jq .interests",
     )
     show.add_argument("user", type=_user, metavar="USER")
+    edit = _command(
+        profile_commands,
+        "edit",
+        cmd_profile_edit,
+        "Edit a user's profile by hand; edited fields are kept through later refreshes.",
+        f'  {PROG} profile edit alice --summary "Writes short, punchy titles."\n'
+        f'  {PROG} profile edit alice --interests "parsing; machine translation" --tone dry\n'
+        f'  {PROG} profile edit alice --file edit.json   # {{"summary": "..."}}',
+    )
+    edit.add_argument("user", type=_user, metavar="USER")
+    edit.add_argument("--summary", help="the new summary")
+    edit.add_argument("--interests", metavar="'A; B'", help="interests, separated by ;")
+    edit.add_argument("--keywords", metavar="'A; B'", help="keywords, separated by ;")
+    for name in ("tone", "length", "structure", "vocabulary"):
+        edit.add_argument(f"--{name}", help=f"the style's {name}")
+    edit.add_argument("--file", type=Path, metavar="FILE", help="a JSON object of fields")
+    export = _command(
+        profile_commands,
+        "export",
+        cmd_profile_export,
+        "Export every version of the users' profiles as JSON (to stdout or --output).",
+        f"  {PROG} profile export > profiles.json\n"
+        f'  {PROG} profile export --users "alice,bob" --output profiles.json',
+    )
+    export.add_argument(
+        "--users", type=_user_list, action="extend", metavar="A,B", help="only these users"
+    )
+    export.add_argument("--output", type=Path, metavar="FILE", help="write here, not stdout")
+    import_ = _command(
+        profile_commands,
+        "import",
+        cmd_profile_import,
+        "Import profiles that profile export wrote (new users get every version).",
+        f"  {PROG} profile import profiles.json --store ./other-store",
+    )
+    import_.add_argument("file", type=Path, metavar="FILE", help="the export ('-' reads stdin)")
+    rollback = _command(
+        profile_commands,
+        "rollback",
+        cmd_profile_rollback,
+        "Make an earlier profile version current again (stored as a new version).",
+        f"  {PROG} profile rollback alice 2",
+    )
+    rollback.add_argument("user", type=_user, metavar="USER")
+    rollback.add_argument("version", type=_positive, metavar="VERSION")
 
     query = _command(
         commands,

@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nReal title:                          {query['title']}")
     rows = (
-        ("non-personalized", Personalizer(llm, task, strategy="plain"), []),
+        ("non-personalized", Personalizer(llm, task, prompt_layout="plain"), []),
         (f"first author ({authors[0]})", Personalizer(llm, task), authors[:1]),
         ("both authors, in order", Personalizer(llm, task), authors),
     )

@@ -67,3 +67,8 @@ def explain(err: ValidationError) -> str:
         f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']} (got {e.get('input')!r:.60})"
         for e in err.errors()
     )
+
+
+class ProfileTimeoutError(StepBackProfileError, TimeoutError):
+    """A user's profile build took longer than the refresh's ``timeout``; the stored profile
+    was kept."""

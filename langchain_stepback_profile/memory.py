@@ -19,8 +19,9 @@ import dataclasses
 import difflib
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,6 +46,7 @@ from langchain_stepback_profile.errors import (
     DuplicateItemError,
     InvalidArgumentError,
     ProfileBuildError,
+    ProfileTimeoutError,
     ProfileVersionConflictError,
     StoreError,
     UnknownUserError,
@@ -66,9 +68,56 @@ logger = logging.getLogger(__name__)
 
 RawItem = str | Mapping[str, Any] | HistoryItem
 OnError = Literal["raise", "report"]
+PROFILES_FORMAT = "stepback-profile-profiles/1"
 _BUILD_ATTEMPTS = 5  # saves that find a newer profile stored by another process
 _DB_NAME = "store.sqlite3"
 _INDEX_DIR = "indexes"
+
+
+def _timed_out(user_id: str, timeout: float) -> ProfileTimeoutError:
+    return ProfileTimeoutError(
+        f"the profile of user {user_id!r} was not built within {timeout:g} s; the stored "
+        "profile was kept (a larger timeout, a faster model, or fewer items per call help)"
+    )
+
+
+def _within(
+    timeout: float | None,
+    user_id: str,
+    build: Callable[[str, list[HistoryItem], UserProfile | None], ProfileBuild],
+    items: list[HistoryItem],
+    previous: UserProfile | None,
+) -> ProfileBuild:
+    """``build(user_id, items, previous)``, given at most ``timeout`` seconds (in a daemon
+    thread, abandoned after)."""
+    if timeout is None:
+        return build(user_id, items, previous)
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["build"] = build(user_id, items, previous)
+        except BaseException as err:  # handed to the waiting thread
+            box["error"] = err
+
+    worker = threading.Thread(target=run, daemon=True, name=f"profile-build-{user_id}")
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise _timed_out(user_id, timeout)
+    if "error" in box:
+        raise box["error"]
+    return box["build"]
+
+
+async def _awithin(
+    timeout: float | None, user_id: str, build: Awaitable[ProfileBuild]
+) -> ProfileBuild:
+    try:
+        return await asyncio.wait_for(build, timeout)
+    except asyncio.TimeoutError:
+        assert timeout is not None
+        raise _timed_out(user_id, timeout) from None
 
 
 def _check_on_error(on_error: Any) -> None:
@@ -85,7 +134,7 @@ def _chat_model(llm: Any) -> BaseChatModel | None:
     )
 
 
-def _did_you_mean(user_id: str, users: Sequence[str]) -> str:
+def did_you_mean(user_id: str, users: Sequence[str]) -> str:
     """A hint for an unknown id: the same id in another case, a comma-joined list of known
     ids (one string where a list was meant), or close spellings."""
     known = set(users)
@@ -401,6 +450,12 @@ class ProfileMemory:
         self._sync()
         return self.store.users()
 
+    def known_users(self, user_ids: Sequence[str]) -> list[str]:
+        """The given users this store holds anything for, in their order; the faces leave a
+        new user (nothing stored yet) out, so their first turn runs unpersonalized."""
+        self._sync()
+        return [u for u in map(check_user_id, user_ids) if self.store.has_user(u)]
+
     def has_user(self, user_id: str) -> bool:
         """True if the user has history or a profile in this store."""
         return self.store.has_user(check_user_id(user_id))
@@ -415,7 +470,7 @@ class ProfileMemory:
         if not self.store.has_user(user_id):
             raise UnknownUserError(
                 f"unknown user {user_id!r}: this store has no history for them; "
-                f"{_did_you_mean(user_id, self.store.users())}add items first with "
+                f"{did_you_mean(user_id, self.store.users())}add items first with "
                 f"memory.add({user_id!r}, [...]) (known users: {len(self.store.users())})"
             )
         return user_id
@@ -592,6 +647,18 @@ class ProfileMemory:
         """The user's latest profile, or ``None`` before the first :meth:`refresh`."""
         return self._profile(self._known(user_id))
 
+    def pending_changes(self, user_id: str) -> int:
+        """How many items were added or removed since the user's profile was written (every
+        item before the first build): the one measure of staleness every face uses."""
+        user_id = self._known(user_id)
+        profile = self._profile(user_id)
+        stored = {s.item.id for s in self.store.get_items(user_id)}
+        return len(stored ^ set(profile.item_ids)) if profile else len(stored)
+
+    async def apending_changes(self, user_id: str) -> int:
+        """Async :meth:`pending_changes`."""
+        return await asyncio.to_thread(self.pending_changes, user_id)
+
     def profile_versions(self, user_id: str) -> list[UserProfile]:
         """Every stored version of the user's profile, oldest first."""
         return self.store.profile_versions(self._known(user_id))
@@ -637,6 +704,72 @@ class ProfileMemory:
             )
             self._save_profile(profile)
         return profile
+
+    def rollback_profile(self, user_id: str, version: int) -> UserProfile:
+        """Make an earlier version the current profile again, as a new version (the history
+        is kept; a rollback can itself be rolled back)."""
+        user_id = self._known(user_id)
+        with self._lock:
+            self._sync()
+            versions = {p.version: p for p in self.store.profile_versions(user_id)}
+            if version not in versions:
+                raise InvalidArgumentError(
+                    f"user {user_id!r} has no profile version {version!r}; their versions are "
+                    f"{sorted(versions) or 'none yet'}"
+                )
+            latest = max(versions)
+            restored = versions[version].model_copy(
+                update={"version": latest + 1, "created_at": datetime.now(timezone.utc)}
+            )
+            self._save_profile(restored)
+        return restored
+
+    def export_profiles(self, user_ids: Sequence[str] | str | None = None) -> dict[str, Any]:
+        """Every stored version of the users' profiles (default: every user) as JSON data,
+        for :meth:`import_profiles` here or in another store."""
+        users = self._targets(user_ids)
+        return {
+            "format": PROFILES_FORMAT,
+            "profiles": {
+                u: [p.model_dump(mode="json") for p in self.store.profile_versions(u)]
+                for u in users
+            },
+        }
+
+    def import_profiles(self, data: Mapping[str, Any]) -> dict[str, int]:
+        """Import what :meth:`export_profiles` wrote; returns the versions stored per user.
+
+        A user with no profile here gets every exported version, numbers and all (a round
+        trip); a user who has profiles gets the exported latest as a new version on top.
+        Everything is validated before anything is written.
+        """
+        if not isinstance(data, Mapping) or data.get("format") != PROFILES_FORMAT:
+            raise InvalidArgumentError(
+                f"not a profile export (expected the JSON of export_profiles(), format "
+                f"{PROFILES_FORMAT!r})"
+            )
+        incoming: dict[str, list[UserProfile]] = {}
+        for user_id, versions in dict(data.get("profiles") or {}).items():
+            check_user_id(user_id)
+            try:
+                parsed = [UserProfile.model_validate(v) for v in versions]
+            except (TypeError, ValueError) as err:
+                raise InvalidArgumentError(f"profiles of {user_id!r}: {err}") from None
+            if any(p.user_id != user_id for p in parsed):
+                raise InvalidArgumentError(f"a profile under {user_id!r} names another user")
+            if parsed:
+                incoming[user_id] = sorted(parsed, key=lambda p: p.version)
+        stored: dict[str, int] = {}
+        with self._lock:
+            self._sync()
+            for user_id, versions in incoming.items():
+                latest = self.store.get_profile(user_id)
+                if latest is not None:
+                    versions = [versions[-1].model_copy(update={"version": latest.version + 1})]
+                for profile in versions:
+                    self._save_profile(profile)
+                stored[user_id] = len(versions)
+        return stored
 
     def _save_profile(self, profile: UserProfile) -> None:
         with self._lock:
@@ -685,6 +818,7 @@ class ProfileMemory:
         show_progress: bool = False,
         on_error: OnError = "raise",
         overwrite_edits: bool = False,
+        timeout: float | None = None,
     ) -> RefreshReport:
         """Build or update the step-back profiles of ``user_ids`` (default: every user).
 
@@ -697,7 +831,9 @@ class ProfileMemory:
         another process when it saves is done again on that profile.
 
         Fields a person edited (:meth:`set_profile`) are kept as they are while the rest is
-        rebuilt; ``overwrite_edits=True`` rebuilds them too.
+        rebuilt; ``overwrite_edits=True`` rebuilds them too. ``timeout`` bounds each user's
+        build in seconds (:class:`ProfileTimeoutError` for that user, the others go on); a
+        synchronous build that times out is abandoned in its thread and its result dropped.
         """
         _check_on_error(on_error)
         profiler = self.profiler(llm, task, strategy, overwrite_edits)
@@ -706,7 +842,7 @@ class ProfileMemory:
         targets = self._targets(user_ids)
         for user_id in tqdm(targets, desc="profiles", unit="user", disable=not show_progress):
             try:
-                report.builds[user_id] = self._refresh_user(profiler, user_id)
+                report.builds[user_id] = self._refresh_user(profiler, user_id, timeout)
             except Exception as err:  # any model or parser failure of this one user
                 self._fail(report, user_id, err)
         return self._conclude(report, on_error)
@@ -722,6 +858,7 @@ class ProfileMemory:
         show_progress: bool = False,
         on_error: OnError = "raise",
         overwrite_edits: bool = False,
+        timeout: float | None = None,
     ) -> RefreshReport:
         """Async :meth:`refresh`: up to ``max_concurrency`` users are built at the same time,
         with at most ``max_concurrency`` LLM calls in flight (long histories make several).
@@ -740,7 +877,9 @@ class ProfileMemory:
                 try:
                     for _ in range(_BUILD_ATTEMPTS):
                         items, previous = self._build_inputs(user_id)
-                        build = await profiler.abuild(user_id, items, previous, limit=calls)
+                        build = await _awithin(
+                            timeout, user_id, profiler.abuild(user_id, items, previous, limit=calls)
+                        )
                         saved = self._save_build(build)
                         if saved is not None:
                             report.builds[user_id] = saved
@@ -758,10 +897,14 @@ class ProfileMemory:
         report.builds = {u: report.builds[u] for u in targets if u in report.builds}
         return self._conclude(report, on_error)
 
-    def _refresh_user(self, profiler: StepBackProfiler, user_id: str) -> ProfileBuild:
+    def _refresh_user(
+        self, profiler: StepBackProfiler, user_id: str, timeout: float | None
+    ) -> ProfileBuild:
         with self._build_lock(user_id):
             for _ in range(_BUILD_ATTEMPTS):
-                saved = self._save_build(profiler.build(user_id, *self._build_inputs(user_id)))
+                items, previous = self._build_inputs(user_id)
+                build = _within(timeout, user_id, profiler.build, items, previous)
+                saved = self._save_build(build)
                 if saved is not None:
                     return saved
         raise _conflicts(user_id)

@@ -31,6 +31,24 @@ SENTENCE_SUPPORTED = 0.75
 """A summary sentence needs more: its filler words ("works on", "uses") are common anyway."""
 
 
+MAX_TERMS = 24
+"""At most this many interests, and as many keywords, are kept."""
+MAX_TERM_CHARS = 120
+MAX_STYLE_CHARS = 300
+MAX_SUMMARY_CHARS = 2000
+"""Bounds of a profile's text: it is read into every prompt, so a runaway answer or a huge
+item copied into it must not grow it without limit. Cut text ends with :data:`CUT_MARK`."""
+CUT_MARK = " [cut]"
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters at a word boundary, marked as cut."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - len(CUT_MARK)]
+    return (head.rsplit(" ", 1)[0] if " " in head else head) + CUT_MARK
+
+
 def is_placeholder(text: str) -> bool:
     """True for empty or template text a model copied instead of answering ("...", "<topic>")."""
     return bool(_PLACEHOLDER.match(text.strip().strip("\"'")))
@@ -42,8 +60,8 @@ def _as_list(value: Any) -> Any:
     if isinstance(value, str):
         value = re.split(r"[,;\n]+", value)
     if isinstance(value, list):
-        parts = (str(v).strip(" -*•\t") for v in value)
-        return list(dict.fromkeys(p for p in parts if not is_placeholder(p)))
+        parts = (bounded(str(v).strip(" -*•\t"), MAX_TERM_CHARS) for v in value)
+        return list(dict.fromkeys(p for p in parts if not is_placeholder(p)))[:MAX_TERMS]
     return value
 
 
@@ -69,7 +87,7 @@ class WritingStyle(BaseModel):
             value = ", ".join(str(v) for v in value if not is_placeholder(str(v)))
         if isinstance(value, str) and is_placeholder(value):
             return ""
-        return value
+        return bounded(value, MAX_STYLE_CHARS) if isinstance(value, str) else value
 
 
 class ProfileDraft(BaseModel):
@@ -100,7 +118,9 @@ class ProfileDraft(BaseModel):
     @field_validator("summary", mode="before")
     @classmethod
     def _summary(cls, value: Any) -> Any:
-        return "" if value is None or (isinstance(value, str) and is_placeholder(value)) else value
+        if value is None or (isinstance(value, str) and is_placeholder(value)):
+            return ""
+        return bounded(value, MAX_SUMMARY_CHARS) if isinstance(value, str) else value
 
     @field_validator("style", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,6 +29,8 @@ from langchain_stepback_profile.errors import InvalidArgumentError
 from langchain_stepback_profile.memory import ProfileMemory, RefreshReport, check_user_id
 from langchain_stepback_profile.retriever import StepBackProfileRetriever, normalize_user_ids
 from llamaindex_integration.llamaindex_chat_model import LlamaIndexChatModel
+
+logger = logging.getLogger(__name__)
 
 _SHOWN = 16  # recent contents kept so that atruncate can drop their items one by one
 
@@ -147,7 +150,7 @@ class StepBackProfileMemoryBlock(BaseMemoryBlock[str]):
         """The profiles and the items most similar to the latest user messages, as text."""
         texts = [_user_text(m) for m in messages or [] if m.role == MessageRole.USER]
         query = "\n".join([t for t in texts if t][-self.retrieval_context_window :])
-        users = await asyncio.to_thread(self._known_users)
+        users = await asyncio.to_thread(self.memory.known_users, self.user_ids)
         if not users:
             return ""
         retriever = StepBackProfileRetriever(
@@ -155,9 +158,6 @@ class StepBackProfileMemoryBlock(BaseMemoryBlock[str]):
         )
         docs = await retriever.ainvoke(query, user_ids=users)
         return self._show(docs)
-
-    def _known_users(self) -> list[str]:
-        return [u for u in self.user_ids if self.memory.has_user(u)]
 
     def _show(self, docs: list[Document]) -> str:
         text = render_context(docs)
@@ -193,15 +193,13 @@ class StepBackProfileMemoryBlock(BaseMemoryBlock[str]):
             return
         await self.memory.aadd(self.record_user_id, texts)
         if self.refresh_every is not None:
-            pending = await asyncio.to_thread(self._pending_items)
+            pending = await self.memory.apending_changes(self.record_user_id)
             if pending >= self.refresh_every:
-                await self.arefresh()
-
-    def _pending_items(self) -> int:
-        """How many of the recorded user's items their profile does not cover yet."""
-        profile = self.memory.get_profile(self.record_user_id)
-        covered = set(profile.item_ids) if profile else set()
-        return sum(1 for item in self.memory.items(self.record_user_id) if item.id not in covered)
+                report = await self.memory.arefresh(
+                    [self.record_user_id], llm=self.llm, on_error="report"
+                )
+                for user, why in report.failures.items():  # never raised into the chat turn
+                    logger.warning("profile refresh of user %r failed: %s", user, why)
 
     async def arefresh(self) -> RefreshReport:
         """Build or update the recorded user's profile now (0 LLM calls if nothing changed).

@@ -84,7 +84,7 @@ def run_users(context: Any, config: RunnableConfig | None) -> list[str]:
 def known_users(memory: ProfileMemory, user_ids: Sequence[str]) -> list[str]:
     """The users the memory holds anything for, in order; a new user (nothing stored yet)
     is left out, so their first conversation runs unpersonalized instead of failing."""
-    known = [u for u in user_ids if memory.store.has_user(u)]
+    known = memory.known_users(user_ids)
     if len(known) < len(user_ids):
         logger.info("no history or profile yet for %s", [u for u in user_ids if u not in known])
     return known

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
@@ -35,8 +36,10 @@ from typing_extensions import NotRequired
 from langchain_stepback_profile.agents.context import known_users, run_users
 from langchain_stepback_profile.chains import render_context
 from langchain_stepback_profile.errors import InvalidArgumentError
-from langchain_stepback_profile.memory import ProfileMemory, check_k
+from langchain_stepback_profile.memory import ProfileMemory, RefreshReport, check_k
 from langchain_stepback_profile.retriever import StepBackProfileRetriever
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_HEADER = (
     "You are writing for the user(s) below. Match their interests and their writing style "
@@ -159,6 +162,8 @@ class StepBackProfileMiddleware(AgentMiddleware[ProfileAgentState, Any]):
         self._profiles_only = self.retriever.model_copy(update={"include_history": False})
         self.record = record
         self.refresh_after = refresh_after
+        self.last_refresh: RefreshReport | None = None
+        """The report of the latest refresh after a turn (``failures`` says what failed)."""
         self.llm = llm
         self.header = header
 
@@ -221,22 +226,23 @@ class StepBackProfileMiddleware(AgentMiddleware[ProfileAgentState, Any]):
         return user, [{"text": text, "metadata": {"source": "agent"}} for text in texts]
 
     def _refresh_due(self, user_id: str) -> bool:
-        if self.refresh_after is None or not self.memory.store.has_user(user_id):
-            return False
-        profile = self.memory.get_profile(user_id)
-        stored = {item.id for item in self.memory.items(user_id)}
-        changed = stored ^ set(profile.item_ids) if profile else stored
-        return len(changed) >= self.refresh_after
+        return (
+            self.refresh_after is not None
+            and self.memory.has_user(user_id)
+            and self.memory.pending_changes(user_id) >= self.refresh_after
+        )
 
     def after_agent(self, state: ProfileAgentState, runtime: Runtime[Any]) -> None:
-        """Record the turn and refresh the profile, as configured."""
+        """Record the turn and refresh the profile, as configured. A failed refresh is logged
+        and kept in :attr:`last_refresh`, never raised into the user's turn (it has been
+        answered); the stored profile stays as it was."""
         if not (self.record or self.refresh_after):
             return
         user, items = self._after(state, runtime)
         if items:
             self.memory.add(user, items)
         if self._refresh_due(user):
-            self.memory.refresh([user], llm=self.llm)
+            self._refreshed(self.memory.refresh([user], llm=self.llm, on_error="report"))
 
     async def aafter_agent(self, state: ProfileAgentState, runtime: Runtime[Any]) -> None:
         """Async :meth:`after_agent`."""
@@ -246,4 +252,9 @@ class StepBackProfileMiddleware(AgentMiddleware[ProfileAgentState, Any]):
         if items:
             await self.memory.aadd(user, items)
         if await asyncio.to_thread(self._refresh_due, user):
-            await self.memory.arefresh([user], llm=self.llm)
+            self._refreshed(await self.memory.arefresh([user], llm=self.llm, on_error="report"))
+
+    def _refreshed(self, report: RefreshReport) -> None:
+        self.last_refresh = report
+        for user, why in report.failures.items():
+            logger.warning("profile refresh of user %r after the turn failed: %s", user, why)

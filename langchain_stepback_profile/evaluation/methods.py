@@ -233,7 +233,7 @@ def _personalize(
     step = Personalizer(
         ctx.model(),
         ctx.spec(item),
-        strategy=layout,
+        prompt_layout=layout,
         control=ctx.task.kind == "generation",
         candidates=candidates,
     )
@@ -270,7 +270,7 @@ def _two_stage(item: EvalItem, ctx: MethodContext, config: RunnableConfig) -> Ge
     """Each author proposes (few-shot on their own history), then the first author merges
     the proposals (one more call); their own proposal stands if the merge is unusable."""
     spec = ctx.spec(item)
-    step = Personalizer(ctx.model(), spec, strategy="few_shot")
+    step = Personalizer(ctx.model(), spec, prompt_layout="few_shot")
     proposals: list[str] = []
     verdicts: list[str] = []
     shown: list[Document] = []

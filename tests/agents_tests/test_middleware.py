@@ -272,3 +272,30 @@ async def test_refresh_after_n_new_items(extractive: ProfileMemory, asynchronous
     profile = extractive.get_profile("alice")
     assert "Treebanks are great." in [i.text for i in extractive.items("alice")]
     assert len(profile.item_ids) == 3
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+async def test_a_failing_refresh_after_the_turn_is_logged_not_raised(
+    tmp_path: Path,
+    embeddings: MiniLMEmbeddings,
+    asynchronous: bool,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    memory = ProfileMemory(tmp_path / "m", embeddings=embeddings, profile_strategy="llm")
+    memory.add("alice", ["I mostly write about machine translation and BLEU."])
+    broken = scripted(*["not a profile"] * 6)  # every profile answer fails to parse
+    middleware = StepBackProfileMiddleware(memory, record=True, refresh_after=1, llm=broken)
+    agent = create_agent(
+        scripted("The answer."), middleware=[middleware], context_schema=UserContext
+    )
+    run = ({"messages": [HumanMessage("Tell me about my work.")]},)
+    if asynchronous:
+        result = await agent.ainvoke(*run, context=UserContext("alice"))
+    else:
+        result = agent.invoke(*run, context=UserContext("alice"))
+    assert result["messages"][-1].content == "The answer."  # the user got the answer
+    assert middleware.last_refresh is not None
+    assert list(middleware.last_refresh.failures) == ["alice"]
+    assert "profile refresh of user 'alice' after the turn failed" in caplog.text
+    assert memory.get_profile("alice") is None
+    assert len(memory.items("alice")) == 2  # the turn was recorded all the same

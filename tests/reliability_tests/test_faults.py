@@ -16,7 +16,7 @@ from langchain_stepback_profile.errors import (
     ProfileGenerationError,
 )
 
-from .workers import damage_trials, open_memory, text_of
+from .workers import damage_trials, load_store, open_memory, run_load, text_of
 
 
 def distinctive(user: str, n: int) -> list[str]:
@@ -128,3 +128,62 @@ def test_random_damage_to_store_files_gives_right_answers_or_package_errors(
     assert outcomes["wrong"] == 0 and outcomes["raw error"] == 0, outcomes
     assert outcomes["right"] > 0 and outcomes["package error"] > 0, outcomes
     assert sum(outcomes.values()) == 500
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_refresh_timeout_bounds_each_user_and_keeps_the_others(tmp_path: Path, face: str) -> None:
+    import threading
+    import time
+
+    from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    from langchain_stepback_profile.errors import ProfileTimeoutError
+
+    answered = threading.Event()  # set when a slow answer finally comes
+
+    class SlowFor(FakeMessagesListChatModel):
+        """Answers at once, except for prompts about 'slow', which take 30 s."""
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
+            prompt = " ".join(str(m.content) for m in messages)
+            if "slow writes" in prompt:
+                time.sleep(30)
+                answered.set()
+            text = '{"interests": ["t"], "keywords": ["k"], "summary": "Writes."}'
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(text))])
+
+        async def _agenerate(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[override]
+            prompt = " ".join(str(m.content) for m in messages)
+            if "slow writes" in prompt:
+                await asyncio.sleep(30)
+                answered.set()
+            return self._generate(messages)
+
+    memory = ProfileMemory(
+        tmp_path / "store", embeddings=open_memory(tmp_path / "e").embeddings,
+        profile_strategy="llm",
+    )  # fmt: skip
+    for user in ("fast", "slow"):
+        memory.add(user, [f"{user} writes about {user} things", f"more by {user}"])
+    llm = SlowFor(responses=[AIMessage("unused")])
+    if face == "sync":
+        report = memory.refresh(llm=llm, timeout=1.5, on_error="report")
+    else:
+        report = asyncio.run(memory.arefresh(llm=llm, timeout=1.5, on_error="report"))
+    assert not answered.is_set()  # the refresh returned without waiting for the slow answer
+    assert list(report.builds) == ["fast"] and list(report.failures) == ["slow"]
+    assert "not built within 1.5 s" in report.failures["slow"]
+    assert isinstance(report.errors["slow"], ProfileTimeoutError)
+    assert memory.get_profile("slow") is None and memory.get_profile("fast") is not None
+
+
+def test_concurrent_async_retrieval_over_many_users_has_no_error_and_no_leak(
+    tmp_path: Path,
+) -> None:
+    users = load_store(tmp_path / "store", users=300, items_each=5)
+    found = asyncio.run(run_load(tmp_path / "store", users, concurrency=50, seconds=3))
+    assert found["calls"] > 50, found  # the clients ran
+    assert found["errors"] == 0, found
+    assert found["cross_user_results"] == 0, found

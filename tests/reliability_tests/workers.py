@@ -9,6 +9,7 @@ fsynced) only after the call returned: a journal line is a promise the store mus
 
 from __future__ import annotations
 
+import asyncio
 import json
 import multiprocessing
 import os
@@ -333,3 +334,70 @@ def damage_trials(folder: Path, trials: int, seed: int) -> Iterator[tuple[str, s
             yield kind, "package error"
         except (sqlite3.Error, ValueError, UnicodeError, RuntimeError, MemoryError):
             yield kind, "raw error"
+
+
+def load_store(path: Path, users: int, items_each: int) -> list[str]:
+    """A store of ``users`` users with ``items_each`` items and a profile each."""
+    from langchain_stepback_profile.profile import ProfileDraft
+
+    names = [f"user{n:04d}" for n in range(users)]
+    with open_memory(path) as memory:
+        memory.add_histories(
+            {u: [{"id": f"i{k}", "text": text_of(u, f"i{k}")} for k in range(items_each)]
+             for u in names},
+            show_progress=False,
+        )  # fmt: skip
+        for name in names:
+            memory.set_profile(name, ProfileDraft(summary=f"{name} wrote item profile."))
+    return names
+
+
+async def run_load(
+    path: Path, users: list[str], concurrency: int, seconds: float, seed: int = 0
+) -> dict[str, Any]:
+    """``concurrency`` clients calling the retriever's ``ainvoke`` for random groups of 1-3
+    users for ``seconds``; counts errors and results of users outside the group."""
+    from langchain_stepback_profile.retriever import StepBackProfileRetriever
+
+    memory = open_memory(path)
+    retriever = StepBackProfileRetriever(memory=memory, k=3)
+    rng = random.Random(seed)
+    latencies: list[float] = []
+    errors: list[str] = []
+    foreign = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal foreign
+        while time.perf_counter() < deadline:
+            group = rng.sample(users, rng.randint(1, 3))
+            query = text_of(group[0], f"i{rng.randrange(5)}")
+            start = time.perf_counter()
+            try:
+                docs = await retriever.ainvoke(query, user_ids=group)
+            except Exception as err:  # counted, never hidden
+                errors.append(f"{type(err).__name__}: {err}")
+                continue
+            latencies.append(time.perf_counter() - start)
+            for doc in docs:
+                owner = doc.metadata["user_id"]
+                foreign += owner not in group or f"{owner} wrote item" not in doc.page_content
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    memory.close()
+    ordered = sorted(latencies)
+
+    def pct(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+    return {
+        "users": len(users),
+        "concurrency": concurrency,
+        "seconds": seconds,
+        "calls": len(latencies),
+        "errors": len(errors),
+        "first_errors": errors[:3],
+        "cross_user_results": foreign,
+        "p50_ms": pct(0.5) if ordered else None,
+        "p99_ms": pct(0.99) if ordered else None,
+    }

@@ -258,7 +258,9 @@ def test_build_messages_profiles_only() -> None:
 def test_few_shot_layout_turns_pairs_into_turns_first_author_last(store: ProfileMemory) -> None:
     llm = RecordingChat(reply="Low-Resource Translation with Attention")
     retriever = StepBackProfileRetriever(memory=store, k=2)
-    chain = create_personalized_chain(llm, retriever, task="scholarly_title", strategy="few_shot")
+    chain = create_personalized_chain(
+        llm, retriever, task="scholarly_title", prompt_layout="few_shot"
+    )
     chain.invoke(ABSTRACT, config={"configurable": {"user_ids": ["alice", "bob"]}})
     messages = llm.prompts[0]
     assert [m.type for m in messages] == ["human", "ai", "human", "ai", "human"]
@@ -345,7 +347,7 @@ def test_style_layout_rewrites_the_input_in_the_users_forms_without_an_llm_call(
     llm = RecordingChat()
     retriever = StepBackProfileRetriever(memory=memory, k=2)
     chain = create_personalized_chain(
-        llm, retriever, task=tweets, strategy="style", return_context=True
+        llm, retriever, task=tweets, prompt_layout="style", return_context=True
     )
     result = chain.invoke(
         "I am tired and I do not care", config={"configurable": {"user_ids": ["u"]}}
@@ -362,7 +364,7 @@ def test_a_paraphrase_that_drifts_from_its_input_falls_back_to_the_input(
     llm = RecordingChat(reply="Coffee is a popular drink around the world.")
     retriever = StepBackProfileRetriever(memory=memory, k=1, include_profiles=False)
     chain = create_personalized_chain(
-        llm, retriever, task="tweet_paraphrase", strategy="paper", return_context=True
+        llm, retriever, task="tweet_paraphrase", prompt_layout="paper", return_context=True
     )
     tweet = "I really need some sleep tonight"
     result = chain.invoke(tweet, config={"configurable": {"user_ids": ["u"]}})
@@ -475,10 +477,12 @@ def test_candidate_defaults_and_bad_values() -> None:
 
     small = SeededSmallChat()
     assert Personalizer(small, TITLE_TASK).candidates == 3  # auto -> few_shot
-    assert Personalizer(small, TITLE_TASK, strategy="plain").candidates == 1
+    assert Personalizer(small, TITLE_TASK, prompt_layout="plain").candidates == 1
     assert Personalizer(small, TITLE_TASK, control=False).candidates == 1
-    assert Personalizer(small, get_task("tweet_paraphrase"), strategy="few_shot").candidates == 1
-    assert Personalizer(RecordingChat(), TITLE_TASK, strategy="few_shot").candidates == 1
+    assert (
+        Personalizer(small, get_task("tweet_paraphrase"), prompt_layout="few_shot").candidates == 1
+    )
+    assert Personalizer(RecordingChat(), TITLE_TASK, prompt_layout="few_shot").candidates == 1
     assert Personalizer(RecordingChat(), TITLE_TASK, candidates=4).candidates == 4
     for bad in (0, -1, 2.5, "3", True):
         with pytest.raises(InvalidArgumentError, match="candidates must be a whole number"):
@@ -502,3 +506,16 @@ def test_a_small_model_is_recognized_through_an_adapters_identifying_params() ->
     assert resolve_strategy("auto", WrappingChat()) == "few_shot"
     assert not is_small_model(WrappingChat(wrapped="Qwen2.5-7B-Instruct"))
     assert not is_small_model(RecordingChat())
+
+
+def test_the_old_strategy_name_of_the_prompt_layout_still_works_with_a_warning(
+    store: ProfileMemory,
+) -> None:
+    from langchain_stepback_profile.chains import Personalizer
+
+    retriever = StepBackProfileRetriever(memory=store, k=1)
+    with pytest.warns(DeprecationWarning, match="now prompt_layout="):
+        chain = create_personalized_chain(RecordingChat(), retriever, strategy="plain")
+    with pytest.warns(DeprecationWarning, match="now prompt_layout="):
+        assert Personalizer(RecordingChat(), TITLE_TASK, strategy="paper").layout == "paper"
+    assert chain.invoke(ABSTRACT, config={"configurable": {"user_ids": ["alice"]}})

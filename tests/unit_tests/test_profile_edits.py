@@ -116,3 +116,59 @@ def test_a_dict_edit_changes_only_its_fields(memory: ProfileMemory) -> None:
     assert after.summary == "Only this changes." and after.interests == before.interests
     replaced = memory.set_profile("ann", ProfileDraft(summary="All new."), replace=True)
     assert replaced.interests == [] and replaced.edited_fields == sorted(ProfileDraft.model_fields)
+
+
+def test_profile_size_is_bounded_with_a_visible_mark(memory: ProfileMemory) -> None:
+    from langchain_stepback_profile.profile import CUT_MARK, MAX_SUMMARY_CHARS, MAX_TERMS
+
+    huge = ProfileDraft.model_validate(
+        {
+            "interests": [f"topic {i}" for i in range(500)],
+            "keywords": ["word " * 10_000],
+            "style": {"tone": "dry " * 10_000},
+            "summary": "A sentence about parsing. " * 200_000,  # about 5 MB
+        }
+    )
+    assert len(huge.interests) == MAX_TERMS
+    assert len(huge.summary) <= MAX_SUMMARY_CHARS and huge.summary.endswith(CUT_MARK)
+    assert huge.keywords[0].endswith(CUT_MARK) and huge.style.tone.endswith(CUT_MARK)
+    stored = memory.set_profile("ann", huge)
+    assert len(stored.model_dump_json()) < 20_000
+    # an extractive profile never copies a huge item whole into every prompt
+    memory.add("ann", [{"id": "huge", "title": "Parsing " * 200_000, "abstract": "x " * 10}])
+    memory.refresh(strategy="extractive", overwrite_edits=True)
+    profile = memory.get_profile("ann")
+    assert profile is not None and len(profile.render()) < 20_000
+
+
+def test_profiles_export_import_round_trip_and_roll_back(
+    memory: ProfileMemory, tmp_path: Path, embeddings: MiniLMEmbeddings
+) -> None:
+    import json
+
+    memory.refresh(strategy="extractive")
+    memory.set_profile("ann", EDIT)
+    data = json.loads(json.dumps(memory.export_profiles()))  # it is plain JSON
+    assert [v["version"] for v in data["profiles"]["ann"]] == [1, 2]
+
+    other = ProfileMemory(tmp_path / "other", embeddings=embeddings)
+    assert other.import_profiles(data) == {"ann": 2}
+    assert [p.model_dump() for p in other.profile_versions("ann")] == [
+        p.model_dump() for p in memory.profile_versions("ann")
+    ]
+    # into a store that has profiles, the exported latest comes on top as a new version
+    assert memory.import_profiles(data) == {"ann": 1}
+    latest = memory.get_profile("ann")
+    assert latest is not None and latest.version == 3 and latest.summary == EDIT.summary
+
+    back = memory.rollback_profile("ann", 1)
+    assert back.version == 4 and back.summary == memory.profile_versions("ann")[0].summary
+    assert not back.edited
+    with pytest.raises(InvalidArgumentError, match=r"no profile version 9.*\[1, 2, 3, 4\]"):
+        memory.rollback_profile("ann", 9)
+    with pytest.raises(InvalidArgumentError, match="not a profile export"):
+        memory.import_profiles({"profiles": {}})
+    bad = {**data, "profiles": {"bob": data["profiles"]["ann"]}}
+    with pytest.raises(InvalidArgumentError, match="names another user"):
+        other.import_profiles(bad)
+    other.close()
