@@ -31,7 +31,11 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import ValidationError
 
-from langchain_stepback_profile.errors import InvalidArgumentError, ProfileGenerationError
+from langchain_stepback_profile.errors import (
+    InvalidArgumentError,
+    ProfileGenerationError,
+    ProfileModelError,
+)
 from langchain_stepback_profile.evidence import (
     Evidence,
     claim_support,
@@ -81,6 +85,42 @@ class ProfileBuild:
     input_tokens: int = 0
     output_tokens: int = 0
     chunks: int = 0
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors worth retrying: the connection, a timeout, a rate limit, a server error."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        import openai
+
+        errors += [
+            openai.APIConnectionError,
+            openai.APITimeoutError,
+            openai.RateLimitError,
+            openai.InternalServerError,
+        ]
+    except ImportError:  # pragma: no cover - langchain-openai is optional
+        pass
+    try:
+        import httpx
+
+        errors.append(httpx.TransportError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+TRANSIENT_ERRORS = _transient_errors()
+RETRY_ATTEMPTS = 3
+
+
+def _with_retries(runnable: Runnable) -> Runnable:
+    """``runnable`` retried on :data:`TRANSIENT_ERRORS` (3 attempts, about 1 s then 2 s apart)."""
+    return runnable.with_retry(
+        retry_if_exception_type=TRANSIENT_ERRORS,
+        stop_after_attempt=RETRY_ATTEMPTS,
+        exponential_jitter_params={"max": 4.0, "jitter": 0.1},
+    )
 
 
 def model_id(llm: BaseLanguageModel) -> str:
@@ -212,8 +252,9 @@ class StepBackProfiler:
         self.max_output_tokens = max_output_tokens
         self.model = model_id(llm)
         self._count = token_counter or self._default_counter()
-        self._runnable, self._mode = self._structured_runnable(structured)
-        self._text_model = with_max_tokens(llm, 96)  # a two-sentence summary
+        runnable, self._mode = self._structured_runnable(structured)
+        self._runnable = _with_retries(runnable)
+        self._text_model = _with_retries(with_max_tokens(llm, 96))  # a two-sentence summary
         # every message of a request counts (the system prompt too), part marker included
         overhead = sum(
             self._count(m.content) for m in self._request(["x"], part=(99, 99), base=None)
@@ -269,7 +310,10 @@ class StepBackProfiler:
         batch = next(steps)
         while True:
             # only the plan's own StopIteration ends the loop; one raised by a model propagates
-            drafts = [call(messages, config) for messages in batch]
+            try:
+                drafts = [call(messages, config) for messages in batch]
+            except TRANSIENT_ERRORS as err:
+                raise self._unreachable(err) from err
             try:
                 batch = steps.send(drafts)
             except StopIteration as done:
@@ -295,7 +339,10 @@ class StepBackProfiler:
         call = self._acall_text if self.strategy == "hybrid" else self._acall
         batch = next(steps)
         while True:
-            drafts = await asyncio.gather(*(call(m, config, limit) for m in batch))
+            try:
+                drafts = await asyncio.gather(*(call(m, config, limit) for m in batch))
+            except TRANSIENT_ERRORS as err:
+                raise self._unreachable(err) from err
             try:
                 batch = steps.send(list(drafts))
             except StopIteration as done:
@@ -589,6 +636,13 @@ class StepBackProfiler:
                 f"the items.{self._answer_form()}"
             ),
         ]
+
+    def _unreachable(self, err: BaseException) -> ProfileModelError:
+        return ProfileModelError(
+            f"{self.model} failed {RETRY_ATTEMPTS} times while writing a profile "
+            f"({type(err).__name__}: {err}); the stored profile was kept. Check that the model "
+            "server is up and reachable (base_url, API key, rate limits), then refresh again"
+        )
 
     def _fail(self, text: str, error: str) -> ProfileGenerationError:
         return ProfileGenerationError(

@@ -72,3 +72,8 @@ def explain(err: ValidationError) -> str:
 class ProfileTimeoutError(StepBackProfileError, TimeoutError):
     """A user's profile build took longer than the refresh's ``timeout``; the stored profile
     was kept."""
+
+
+class ProfileModelError(StepBackProfileError):
+    """The chat model could not be reached or kept failing (connection, timeout, rate limit,
+    server error) after the retries; the stored profile was kept."""

@@ -27,6 +27,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_stepback_profile.errors import StepBackProfileError, UnknownUserError
 from langchain_stepback_profile.index import HistoryIndex
+from langchain_stepback_profile.locking import LOCK_NAME
 from langchain_stepback_profile.memory import ProfileMemory
 
 DIM = 32
@@ -311,7 +312,11 @@ def damage_trials(folder: Path, trials: int, seed: int) -> Iterator[tuple[str, s
             memory.add(user, [{"id": i, "text": text_of(user, i)} for i in ids])
         memory.refresh()
     rng = random.Random(seed)
-    files = [p.relative_to(pristine) for p in sorted(pristine.rglob("*")) if p.is_file()]
+    files = [  # every file with data (the empty lock file holds none)
+        p.relative_to(pristine)
+        for p in sorted(pristine.rglob("*"))
+        if p.is_file() and p.name != LOCK_NAME
+    ]
     for trial in range(trials):
         case = folder / f"case{trial % 4}"
         shutil.rmtree(case, ignore_errors=True)

@@ -559,14 +559,17 @@ def test_single_chunk_update_with_a_full_budget_fits_the_context() -> None:
 
 
 def test_model_errors_propagate_as_they_are() -> None:
-    def down(messages: list[BaseMessage]) -> str:
-        raise ConnectionError("model server is down")
+    def refused(messages: list[BaseMessage]) -> str:
+        raise ValueError("invalid request: unknown parameter")  # not worth a retry
 
-    with pytest.raises(ConnectionError, match="down"):
-        StepBackProfiler(ScriptedChat(script=[down])).build("alice", papers(0, 1))
+    llm = ScriptedChat(script=[refused])
+    with pytest.raises(ValueError, match="invalid request"):
+        StepBackProfiler(llm).build("alice", papers(0, 1))
+    assert len(llm.prompts) == 1
     # an exhausted fake model raises StopIteration: it must not be mistaken for the end
-    # of the build (which once surfaced as "cannot unpack NoneType")
-    with pytest.raises(StopIteration):
+    # of the build (which once surfaced as "cannot unpack NoneType"); through the retry
+    # wrapper's generator Python turns it into a RuntimeError
+    with pytest.raises((StopIteration, RuntimeError)):
         StepBackProfiler(GenericFakeChatModel(messages=iter([]))).build("alice", papers(0, 1))
 
 
@@ -916,3 +919,35 @@ def test_failed_token_counting_is_estimated_and_said_once_per_model(
     warnings = [r for r in caplog.records if "token counting with the model failed" in r.message]
     assert len(warnings) == 2
     assert id(llm) in distill_module._UNCOUNTABLE and id(other) in distill_module._UNCOUNTABLE
+
+
+def test_a_transient_model_failure_is_retried_then_reported_by_name() -> None:
+    from langchain_stepback_profile.errors import ProfileModelError
+
+    items = [HistoryItem(id="1", text="NMT paper about topicmt")]
+
+    def down(messages: list[BaseMessage]) -> str:
+        raise ConnectionError("connection refused")
+
+    flaky = ScriptedChat(script=[down, down])  # two failures, then a valid answer
+    build = StepBackProfiler(flaky, structured="json").build("alice", items)
+    assert len(flaky.prompts) == 3 and "topicmt" in build.profile.interests
+
+    dead = ScriptedChat(script=[down] * 10)
+    with pytest.raises(ProfileModelError, match=r"scripted-chat:scripted failed 3 times.*refused"):
+        StepBackProfiler(dead, structured="json").build("alice", items)
+    assert len(dead.prompts) == 3
+
+
+async def test_a_transient_failure_is_retried_in_async_builds_too() -> None:
+    from langchain_stepback_profile.errors import ProfileModelError
+
+    def down(messages: list[BaseMessage]) -> str:
+        raise TimeoutError("read timed out")
+
+    dead = ScriptedChat(script=[down] * 10)
+    with pytest.raises(ProfileModelError, match="TimeoutError: read timed out"):
+        await StepBackProfiler(dead, structured="json").abuild(
+            "alice", [HistoryItem(id="1", text="x y z")]
+        )
+    assert len(dead.prompts) == 3
