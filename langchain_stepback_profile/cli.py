@@ -23,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import traceback
@@ -90,19 +91,46 @@ class ModelSpec:
 
 
 def _model_spec(builtin: str, example: str) -> Callable[[str], ModelSpec]:
-    """An argparse type for ``builtin`` or ``openai:MODEL``."""
+    """An argparse type for ``builtin``, ``openai:MODEL`` (with ``--base-url`` for any
+    OpenAI-compatible server) or any LangChain provider string (``anthropic:...``,
+    ``ollama:...``: ``init_chat_model`` / ``init_embeddings``)."""
 
     def parse(text: str) -> ModelSpec:
         if text == builtin:
             return ModelSpec(builtin)
         provider, colon, model = text.partition(":")
-        if provider == "openai" and colon and model.strip():
-            return ModelSpec("openai", model.strip())
+        if colon and model.strip() and re.fullmatch(r"[a-z][a-z0-9_-]*", provider):
+            return ModelSpec(provider, model.strip())
         raise argparse.ArgumentTypeError(
-            f"unknown model {text!r}; use {builtin!r} or openai:MODEL (e.g. openai:{example})"
+            f"unknown model {text!r}; use {builtin!r}, openai:MODEL (e.g. openai:{example}) "
+            "or a LangChain provider string such as anthropic:MODEL or ollama:MODEL"
         )
 
     return parse
+
+
+def _from_provider(spec: ModelSpec, kind: str) -> Any:
+    """A model of any LangChain provider through ``init_chat_model`` / ``init_embeddings``;
+    a missing package or an unknown provider is an error that names the fix."""
+    try:
+        if kind == "llm":
+            from langchain.chat_models import init_chat_model as init
+        else:
+            from langchain.embeddings import init_embeddings as init
+    except ImportError:
+        raise InvalidArgumentError(
+            f"--{kind} {spec} needs the langchain package: pip install "
+            '"langchain-stepback-profile[agents]"'
+        ) from None
+    try:
+        return init(str(spec))
+    except ImportError as err:
+        raise InvalidArgumentError(f"--{kind} {spec}: {err}") from None
+    except ValueError as err:
+        first = str(err).strip().splitlines()[0]
+        raise InvalidArgumentError(
+            f"--{kind} {spec}: {first} (use provider:model with a LangChain provider)"
+        ) from None
 
 
 def _task(text: str) -> str:
@@ -205,6 +233,8 @@ class Session:
             from langchain_stepback_profile.llms import default_chat_model
 
             return default_chat_model()
+        if self.llm_spec.provider != "openai":
+            return _from_provider(self.llm_spec, "llm")
         from langchain_openai import ChatOpenAI
 
         return ChatOpenAI(
@@ -215,6 +245,8 @@ class Session:
         """The embedding model of ``--embeddings`` (MiniLM loads its weights on first use)."""
         if self.embeddings_spec.provider == "minilm":
             return MiniLMEmbeddings()
+        if self.embeddings_spec.provider != "openai":
+            return _from_provider(self.embeddings_spec, "embeddings")
         from langchain_openai import OpenAIEmbeddings
 
         return OpenAIEmbeddings(
@@ -307,7 +339,7 @@ def cmd_profile_build(session: Session, args: argparse.Namespace) -> None:
     task = session.task_name(memory)
     strategy = args.profile_strategy
     llm = None if strategy == "extractive" else session.llm()
-    if session.llm_spec.provider == "openai" and llm is not None:
+    if session.llm_spec.provider != "local" and llm is not None:  # a served model
         report = asyncio.run(
             memory.arefresh(
                 users,

@@ -25,6 +25,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+import json_repair
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -171,7 +172,26 @@ def parse_draft(text: str) -> ProfileDraft:
             error = ValueError("the JSON object has no interests, keywords or summary")
             continue
         return draft
+    repaired = _repaired_json(text)  # before a repair call costs an LLM call
+    if repaired is not None:
+        return repaired
     raise ValueError(f"no usable JSON profile in the answer ({error or 'no JSON object found'})")
+
+
+def _repaired_json(text: str) -> ProfileDraft | None:
+    """The profile in almost-JSON (trailing commas, single quotes, unquoted keys, comments, a
+    cut-off end), mended by ``json_repair``; None when even that gives no usable profile."""
+    start = text.find("{")
+    if start < 0:
+        return None
+    value = json_repair.loads(text[start:])
+    if not isinstance(value, dict):
+        return None
+    try:
+        draft = ProfileDraft.model_validate(value)
+    except ValidationError:
+        return None
+    return None if draft.is_empty() else draft
 
 
 _UNCOUNTABLE: dict[int, BaseLanguageModel] = {}

@@ -17,6 +17,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from langchain_core.documents import Document
+from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_stepback_profile.errors import InvalidArgumentError, InvalidItemError
@@ -70,13 +72,29 @@ def _clean_text(value: Any, what: str) -> str:
     return stripped
 
 
-def to_history_item(raw: str | Mapping[str, Any] | HistoryItem) -> HistoryItem:
-    """Turn a string, a LaMP-style dict or a ``HistoryItem`` into a validated ``HistoryItem``.
+def to_history_item(
+    raw: str | Mapping[str, Any] | HistoryItem | Document | BaseMessage,
+) -> HistoryItem:
+    """Turn a string, a LaMP-style dict, a LangChain ``Document`` or ``HumanMessage``, or a
+    ``HistoryItem`` into a validated ``HistoryItem``.
 
     Dicts may carry ``text``, or an input/output pair in LaMP field names
     (``abstract``/``title``, ``text``/``title``, ``input``/``output``...), plus ``id`` and
-    ``metadata``; other fields go into ``metadata``.
+    ``metadata``; other fields go into ``metadata``. A Document gives its ``page_content``,
+    ``id`` and ``metadata``; a message is what the user wrote, so only a ``HumanMessage`` is a
+    history item (in a list of messages the others are skipped, as chat transcripts hold them).
     """
+    if isinstance(raw, Document):
+        raw = {"text": raw.page_content, "metadata": dict(raw.metadata)} | (
+            {"id": raw.id} if raw.id else {}
+        )
+    elif isinstance(raw, BaseMessage):
+        if not isinstance(raw, HumanMessage):
+            raise InvalidItemError(
+                f"a {type(raw).__name__} is not something the user wrote; add HumanMessages "
+                "(in a list of messages the others are skipped)"
+            )
+        raw = {"text": raw.text} | ({"id": raw.id} if raw.id else {})
     if isinstance(raw, HistoryItem):
         text = _clean_text(raw.text, "item text")
         if not raw.id.strip():
@@ -132,16 +150,20 @@ def to_history_item(raw: str | Mapping[str, Any] | HistoryItem) -> HistoryItem:
 
 
 def to_history_items(
-    raw_items: Iterable[str | Mapping[str, Any] | HistoryItem],
+    raw_items: Iterable[str | Mapping[str, Any] | HistoryItem | Document | BaseMessage],
 ) -> list[HistoryItem]:
     """Coerce many items; the error names the position of the first bad one."""
-    if isinstance(raw_items, (str, Mapping, HistoryItem)):
+    if isinstance(raw_items, (str, Mapping, HistoryItem, Document, BaseMessage)):
         raw_items = [raw_items]
     elif isinstance(raw_items, (bytes, bytearray)) or not isinstance(raw_items, Iterable):
         raise InvalidItemError(
-            f"items must be a string, a dict, a HistoryItem or a list of them, got "
-            f"{type(raw_items).__name__}"
+            f"items must be a string, a dict, a HistoryItem, a Document, a HumanMessage or a "
+            f"list of them, got {type(raw_items).__name__}"
         )
+    else:  # in a chat transcript, the user's own messages are their history
+        raw_items = [
+            r for r in raw_items if not isinstance(r, BaseMessage) or isinstance(r, HumanMessage)
+        ]
     items = []
     for position, raw in enumerate(raw_items):
         try:

@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
 from tqdm.auto import tqdm
 
 from langchain_stepback_profile.distill import (
@@ -66,7 +68,7 @@ from langchain_stepback_profile.tasks import TaskSpec, get_task
 
 logger = logging.getLogger(__name__)
 
-RawItem = str | Mapping[str, Any] | HistoryItem
+RawItem = str | Mapping[str, Any] | HistoryItem | Document | BaseMessage
 OnError = Literal["raise", "report"]
 PROFILES_FORMAT = "stepback-profile-profiles/1"
 _BUILD_ATTEMPTS = 5  # saves that find a newer profile stored by another process
@@ -983,6 +985,68 @@ class ProfileMemory:
             "vectors": vectors,
             "profile_versions": report.profile_versions,
         }
+
+    # ----------------------------------------------------------------- async twins
+    # Each runs its synchronous twin in a worker thread (SQLite, FAISS and the embedder block).
+    async def ausers(self) -> list[str]:
+        """Async :meth:`users`."""
+        return await asyncio.to_thread(self.users)
+
+    async def ahas_user(self, user_id: str) -> bool:
+        """Async :meth:`has_user`."""
+        return await asyncio.to_thread(self.has_user, user_id)
+
+    async def aknown_users(self, user_ids: Sequence[str]) -> list[str]:
+        """Async :meth:`known_users`."""
+        return await asyncio.to_thread(self.known_users, user_ids)
+
+    async def aitems(self, user_id: str) -> list[HistoryItem]:
+        """Async :meth:`items`."""
+        return await asyncio.to_thread(self.items, user_id)
+
+    async def aadd_histories(
+        self, histories: Mapping[str, Iterable[RawItem] | RawItem], *, show_progress: bool = False
+    ) -> dict[str, list[str]]:
+        """Async :meth:`add_histories`."""
+        return await asyncio.to_thread(self.add_histories, histories, show_progress=show_progress)
+
+    async def aremove(self, user_id: str, item_ids: Sequence[str]) -> int:
+        """Async :meth:`remove`."""
+        return await asyncio.to_thread(self.remove, user_id, item_ids)
+
+    async def aget_profile(self, user_id: str) -> UserProfile | None:
+        """Async :meth:`get_profile`."""
+        return await asyncio.to_thread(self.get_profile, user_id)
+
+    async def aprofile_versions(self, user_id: str) -> list[UserProfile]:
+        """Async :meth:`profile_versions`."""
+        return await asyncio.to_thread(self.profile_versions, user_id)
+
+    async def aset_profile(
+        self, user_id: str, draft: ProfileDraft | Mapping[str, Any], *, replace: bool = False
+    ) -> UserProfile:
+        """Async :meth:`set_profile`."""
+        return await asyncio.to_thread(self.set_profile, user_id, draft, replace=replace)
+
+    async def arollback_profile(self, user_id: str, version: int) -> UserProfile:
+        """Async :meth:`rollback_profile`."""
+        return await asyncio.to_thread(self.rollback_profile, user_id, version)
+
+    async def aexport_profiles(self, user_ids: Sequence[str] | str | None = None) -> dict[str, Any]:
+        """Async :meth:`export_profiles`."""
+        return await asyncio.to_thread(self.export_profiles, user_ids)
+
+    async def aimport_profiles(self, data: Mapping[str, Any]) -> dict[str, int]:
+        """Async :meth:`import_profiles`."""
+        return await asyncio.to_thread(self.import_profiles, data)
+
+    async def aforget(self, user_id: str) -> dict[str, int]:
+        """Async :meth:`forget`."""
+        return await asyncio.to_thread(self.forget, user_id)
+
+    async def acheck_integrity(self) -> dict[str, str]:
+        """Async :meth:`check_integrity`."""
+        return await asyncio.to_thread(self.check_integrity)
 
     def close(self) -> None:
         """Close the store (the memory cannot be used afterwards)."""

@@ -55,8 +55,10 @@ def is_placeholder(text: str) -> bool:
 
 
 def _as_list(value: Any) -> Any:
-    """Accept a list, or a comma/semicolon/newline separated string (small models do this);
-    drop placeholders and repeats."""
+    """Accept a list, or a comma/semicolon/newline separated string (small models do this),
+    or nothing (``null``); drop placeholders and repeats."""
+    if value is None:
+        return []
     if isinstance(value, str):
         value = re.split(r"[,;\n]+", value)
     if isinstance(value, list):

@@ -365,7 +365,9 @@ class SQLiteProfileStore(ProfileStore):
         return self._query("PRAGMA data_version")[0][0]
 
     def verify(self) -> None:
-        problems = [r[0] for r in self._query("PRAGMA quick_check(5)")]
+        # integrity_check, not quick_check: a damaged index page can hide rows from the
+        # indexed queries (vids) while the table's own pages look sound
+        problems = [r[0] for r in self._query("PRAGMA integrity_check(5)")]
         if problems != ["ok"]:
             raise damaged(self.path, "; ".join(map(str, problems)))
 

@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 NO_USERS = (
     "this agent run names no user: pass context=UserContext(user_ids=['alice']) to "
     "invoke()/ainvoke() (and create_agent(..., context_schema=UserContext)), or a context "
-    "with a user_ids or user_id field, or config={'configurable': {'user_ids': ['alice']}}"
+    "with a user_ids or user_id field, or config={'configurable': {'user_ids': ['alice']}} "
+    "(or 'user_id', or LangGraph's 'langgraph_user_id')"
 )
 
 
@@ -74,7 +75,7 @@ def run_users(context: Any, config: RunnableConfig | None) -> list[str]:
     for source in (context, (config or {}).get("configurable")):
         if source is None:
             continue
-        for name in ("user_ids", "user_id"):
+        for name in ("user_ids", "user_id", "langgraph_user_id"):  # the last: langmem's
             raw = _field(source, name)
             if raw is not None:
                 return _normalize(raw)

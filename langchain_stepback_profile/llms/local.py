@@ -88,22 +88,37 @@ def default_model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF
 
 
-def _prime(llama: llama_cpp.Llama, prompt: list[int]) -> None:
+_CHUNK = 64
+"""Prompts are evaluated in chunks at multiples of this many tokens (speed is the same as one
+batch for this model size: 118 vs 123 tokens/s measured), so a shared prefix can be reused."""
+
+
+def _prime(runtime: _Runtime, llama: llama_cpp.Llama, prompt: list[int]) -> None:
     """Make the answer to a prompt independent of what the context cache held before.
 
     llama.cpp's results depend slightly on how tokens were batched: the last prompt token
     decoded alone (as llama_cpp does when the prompt is already cached) gives other logits
     than the same token decoded inside the prompt's batch, and a greedy answer can change.
-    So every prompt is evaluated the same way: all but its last token as one batch from an
-    empty cache (kept when the cache already starts with exactly those tokens, as for the
-    candidates of one prompt), then ``generate`` decodes the last token alone.
+    So every prompt is evaluated the same way: all but its last token in chunks aligned at
+    multiples of :data:`_CHUNK` from position 0, then ``generate`` decodes the last token
+    alone. What the cache holds is reused only where it was computed the same way: whole
+    aligned chunks of the common prefix, or everything when the same head was primed last
+    (the candidates of one prompt).
     """
     head = prompt[:-1]
-    if llama.n_tokens >= len(head) and np.array_equal(llama.input_ids[: len(head)], head):
-        return  # (input_ids is the whole token buffer: only its first n_tokens are valid)
-    llama.reset()
-    if head:
-        llama.eval(head)
+    cached = llama.input_ids[: llama.n_tokens]  # input_ids is the whole token buffer
+    limit = min(len(cached), len(head), runtime.primed)
+    same = np.flatnonzero(
+        np.asarray(cached[:limit]) != np.asarray(head[:limit], dtype=cached.dtype)
+    )
+    common = int(same[0]) if len(same) else limit  # the common prefix, in valid positions
+    if common == len(head) == runtime.primed:
+        return
+    keep = common // _CHUNK * _CHUNK
+    llama.n_tokens = keep  # the next eval drops the cache beyond it
+    for start in range(keep, len(head), _CHUNK):
+        llama.eval(head[start : start + _CHUNK])
+    runtime.primed = len(head)
 
 
 @dataclass(frozen=True)
@@ -138,6 +153,8 @@ class _Runtime:
         self._vocab: Any = None
         self._checked_grammars: set[str] = set()
         self._executor: ThreadPoolExecutor | None = None
+        self.primed = 0
+        """The head length of the last prompt evaluated by :func:`_prime` (under ``lock``)."""
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _Runtime:
         return self  # a loaded model is a resource: copies of a LocalChatModel share it
@@ -470,7 +487,7 @@ class LocalChatModel(BaseChatModel):
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pending, produced, finish, stopped = "", 0, "length", False
         with runtime.lock:
-            _prime(llama, prompt)
+            _prime(runtime, llama, prompt)
             llama.set_seed(llama_cpp.LLAMA_DEFAULT_SEED if options.seed is None else options.seed)
             tokens = llama.generate(
                 prompt,

@@ -299,3 +299,12 @@ async def test_a_failing_refresh_after_the_turn_is_logged_not_raised(
     assert "profile refresh of user 'alice' after the turn failed" in caplog.text
     assert memory.get_profile("alice") is None
     assert len(memory.items("alice")) == 2  # the turn was recorded all the same
+
+
+def test_the_user_can_come_from_langgraphs_own_config_key() -> None:
+    from langchain_stepback_profile.agents.context import run_users
+
+    assert run_users(None, {"configurable": {"langgraph_user_id": "alice"}}) == ["alice"]
+    assert run_users({"user_id": "bob"}, {"configurable": {"langgraph_user_id": "x"}}) == ["bob"]
+    with pytest.raises(InvalidArgumentError, match="langgraph_user_id"):
+        run_users(None, {"configurable": {}})

@@ -316,6 +316,16 @@ BAD_FILES = {
             id="llm spec without model",
         ),
         pytest.param(
+            ["query", "--users", "{user}", "--llm", "ollama:llama3", "x"],
+            ["--llm ollama:llama3", "pip install langchain-ollama"],
+            id="provider package missing",
+        ),
+        pytest.param(
+            ["profile", "build", "--llm", "nosuchprovider:m"],
+            ["--llm nosuchprovider:m", "provider"],
+            id="unknown provider",
+        ),
+        pytest.param(
             ["query", "--users", "{user}", "--llm", "openai:m", "x"],
             ["OPENAI_API_KEY", "--base-url"],
             id="openai without key",

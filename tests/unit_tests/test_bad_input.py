@@ -102,3 +102,32 @@ def test_a_retriever_given_one_user_as_a_string_takes_it_as_one_user(
     assert {d.metadata["user_id"] for d in retriever.invoke("hello")} == {"alice"}
     with pytest.raises(UnknownUserError, match="several users in one string"):
         StepBackProfileRetriever(memory=memory, user_ids="alice,bob").invoke("hello")
+
+
+def test_every_public_operation_has_an_async_twin_that_agrees(memory: ProfileMemory) -> None:
+    public = {
+        name
+        for name in dir(ProfileMemory)
+        if not name.startswith(("_", "a")) and callable(getattr(ProfileMemory, name))
+    }
+    public -= {"close", "profiler"}  # no I/O of their own
+    missing = sorted(name for name in public if not hasattr(ProfileMemory, f"a{name}"))
+    assert missing == []
+
+    async def scenario() -> None:
+        assert await memory.ausers() == memory.users()
+        assert await memory.aknown_users(["bob", "nobody"]) == ["bob"]
+        await memory.aadd_histories({"carol": ["a note"]})
+        assert [i.text for i in await memory.aitems("carol")] == ["a note"]
+        profile = await memory.aset_profile("carol", {"summary": "Carol."})
+        assert (await memory.aget_profile("carol")) == profile
+        assert await memory.aremove("carol", [profile.item_ids[0]]) == 1
+        exported = await memory.aexport_profiles(["carol"])
+        assert await memory.aimport_profiles(exported) == {"carol": 1}
+        assert (await memory.arollback_profile("carol", 1)).version == 3
+        assert [p.version for p in await memory.aprofile_versions("carol")] == [1, 2, 3]
+        assert (await memory.acheck_integrity())["alice"] == "ok"
+        assert (await memory.aforget("carol"))["profile_versions"] == 3
+        assert not await memory.ahas_user("carol")
+
+    asyncio.run(scenario())

@@ -951,3 +951,30 @@ async def test_a_transient_failure_is_retried_in_async_builds_too() -> None:
             "alice", [HistoryItem(id="1", text="x y z")]
         )
     assert len(dead.prompts) == 3
+
+
+ALMOST_JSON = {
+    "trailing comma": '{"interests": ["parsing", "MT",], "summary": "Works on MT.",}',
+    "single quotes": "{'interests': ['parsing'], 'summary': 'Works on MT.'}",
+    "truncated string": '{"interests": ["parsing", "MT"], "summary": "Works on machine transl',
+    "truncated list": '{"interests": ["parsing", "MT"',
+    "unquoted keys": '{interests: ["parsing"], summary: "Works on MT."}',
+    "python literals": '{"interests": ["parsing"], "keywords": None, "summary": "MT."}',
+    "fence and chatter": 'Sure! ```json\n{"interests": ["parsing"], "summary": "MT.",}\n```',
+    "comment inside": '{"interests": ["parsing"], // topics\n "summary": "MT."}',
+}
+
+
+@pytest.mark.parametrize("case", list(ALMOST_JSON))
+def test_almost_json_answers_are_mended_without_a_repair_call(case: str) -> None:
+    llm = ScriptedChat(script=[ALMOST_JSON[case]])
+    build = StepBackProfiler(llm, structured="json").build("alice", papers(0, 1))
+    assert len(llm.prompts) == 1  # no repair call
+    assert "parsing" in build.profile.interests
+
+
+def test_an_answer_with_no_profile_in_it_still_fails_after_one_repair() -> None:
+    llm = ScriptedChat(script=["I cannot help with that.", "Still no."])
+    with pytest.raises(ProfileGenerationError):
+        StepBackProfiler(llm, structured="json").build("alice", papers(0, 1))
+    assert len(llm.prompts) == 2

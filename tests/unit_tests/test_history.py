@@ -255,3 +255,24 @@ def test_look_alike_user_ids_are_refused(user_id: object, problem: str) -> None:
 @pytest.mark.parametrize("user_id", ["alice", "Regina Barzilay", "a/b", "René", "用户 1", "x%2F"])
 def test_user_ids_are_kept_exactly(user_id: str) -> None:
     assert check_user_id(user_id) == user_id
+
+
+def test_documents_and_the_users_chat_messages_become_items() -> None:
+    from langchain_core.documents import Document
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    doc = Document("Parsing tweets with neural nets.", id="d1", metadata={"year": 2016})
+    item = to_history_item(doc)
+    assert (item.id, item.text, item.metadata) == ("d1", doc.page_content, {"year": 2016})
+    transcript = [
+        SystemMessage("You are helpful."),
+        HumanMessage("I am writing about sign language translation."),
+        AIMessage("Great topic!"),
+        HumanMessage("It uses video transformers."),
+    ]
+    assert [i.text for i in to_history_items(transcript)] == [
+        "I am writing about sign language translation.",
+        "It uses video transformers.",
+    ]
+    with pytest.raises(InvalidItemError, match="AIMessage is not something the user wrote"):
+        to_history_item(AIMessage("not the user's"))

@@ -289,3 +289,12 @@ def test_an_answer_does_not_depend_on_what_the_cache_held(llm: LocalChatModel) -
     assert llm.invoke(PROMPTS[1]).content == first
     llm._runtime.llama().reset()  # an empty cache
     assert llm.invoke(PROMPTS[1]).content == first
+
+
+def test_a_shared_prefix_is_reused_without_changing_the_answer(llm: LocalChatModel) -> None:
+    system = SystemMessage("You answer briefly. " * 40)  # a prefix longer than a few chunks
+    first, second = [system, HumanMessage(PROMPTS[0])], [system, HumanMessage(PROMPTS[2])]
+    llm.invoke(first)
+    after_first = llm.invoke(second).content  # evaluated on the first prompt's prefix
+    llm._runtime.llama().reset()
+    assert llm.invoke(second).content == after_first  # the same as from an empty cache
