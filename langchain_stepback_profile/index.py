@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 
 _MAGIC = b"SBPIDX01"
-_TRAILER = len(_MAGIC) + hashlib.sha256().digest_size
+_DIGEST = hashlib.sha256().digest_size
+_TRAILER = len(_MAGIC) + _DIGEST
 
 
 def seal(data: bytes) -> bytes:
@@ -46,7 +47,7 @@ def unseal(blob: bytes) -> bytes | None:
     if len(blob) < _TRAILER or blob[-_TRAILER : -_TRAILER + len(_MAGIC)] != _MAGIC:
         return None
     data = blob[:-_TRAILER]
-    return data if hashlib.sha256(data).digest() == blob[-hashlib.sha256().digest_size :] else None
+    return data if hashlib.sha256(data).digest() == blob[-_DIGEST:] else None
 
 
 def user_key(user_id: str) -> str:
@@ -203,12 +204,13 @@ class HistoryIndex:
     def remove_orphans(self, user_ids: Sequence[str]) -> int:
         """Delete the index files of users not in ``user_ids`` (the store's users); call it
         holding the store's write lock. Returns how many were removed."""
-        keep = {self.path(user_id).name for user_id in user_ids}
+        users = set(user_ids)
+        keep = {self.path(user_id).name for user_id in users}
         orphans = [p for p in self.folder.glob("*.faiss") if p.name not in keep]
         with self._lock:
             for orphan in orphans:
                 orphan.unlink(missing_ok=True)
-            self._indexes = {u: i for u, i in self._indexes.items() if u in set(user_ids)}
+            self._indexes = {u: i for u, i in self._indexes.items() if u in users}
         return len(orphans)
 
     def remove_leftovers(self) -> int:

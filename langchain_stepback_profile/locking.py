@@ -8,8 +8,8 @@ Example:
     >>> import tempfile
     >>> lock = FolderLock(tempfile.mkdtemp())
     >>> with lock, lock:  # re-entrant within a thread
-    ...     lock.held()
-    True
+    ...     lock.path.name
+    '.lock'
 """
 
 from __future__ import annotations
@@ -63,7 +63,3 @@ class FolderLock:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
         self._thread_lock.release()
-
-    def held(self) -> bool:
-        """True while some thread of this process holds the lock."""
-        return self._depth > 0

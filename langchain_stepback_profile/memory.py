@@ -338,8 +338,13 @@ class ProfileMemory:
             self.task = self.store.get_meta("task")
         if self.profile_strategy is None:  # the strategy profiles were last built with
             self.profile_strategy = self.store.get_meta("profile_strategy") or "auto"
+        self._open_stored_index()
+
+    def _open_stored_index(self) -> None:
+        """Open the index folder once the store has recorded a dimension (this process may not
+        have written any vector yet)."""
         dim = self.store.get_meta("dimension")
-        if dim is not None:
+        if self._index is None and dim is not None:
             self._index = HistoryIndex(self.path / _INDEX_DIR, int(dim))
 
     def _index_for(self, vectors: np.ndarray | None = None) -> HistoryIndex:
@@ -373,10 +378,7 @@ class ProfileMemory:
             self._token = token
             self._profiles.clear()
             self._checked.clear()  # every index is compared with the store again on use
-            if self._index is None and self.store.get_meta("dimension") is not None:
-                self._index = HistoryIndex(
-                    self.path / _INDEX_DIR, int(self.store.get_meta("dimension") or 0)
-                )
+            self._open_stored_index()
 
     def _user_index(self, user_id: str) -> HistoryIndex:
         """The index with the user's vectors checked against the store, repaired if they differ.
@@ -470,10 +472,11 @@ class ProfileMemory:
         user_id = check_user_id(user_id)
         self._sync()
         if not self.store.has_user(user_id):
+            users = self.store.users()
             raise UnknownUserError(
                 f"unknown user {user_id!r}: this store has no history for them; "
-                f"{did_you_mean(user_id, self.store.users())}add items first with "
-                f"memory.add({user_id!r}, [...]) (known users: {len(self.store.users())})"
+                f"{did_you_mean(user_id, users)}add items first with "
+                f"memory.add({user_id!r}, [...]) (known users: {len(users)})"
             )
         return user_id
 
@@ -675,7 +678,8 @@ class ProfileMemory:
         and the strategy are kept (with ``replace=True`` the draft's unset fields are empty
         instead). Edited fields are remembered in ``edited_fields``: later refreshes rebuild
         the other fields from new items and keep these as they are, unless a refresh is given
-        ``overwrite_edits=True``. The claims are checked against the history again.
+        ``overwrite_edits=True``. The other claims are checked against the history again; the
+        edited ones count as supported (a person's own word is never dropped from a prompt).
         """
         user_id = self._known(user_id)
         draft = _draft(draft)
@@ -686,9 +690,11 @@ class ProfileMemory:
             changed = set(draft.model_fields_set) or set(ProfileDraft.model_fields)
             base = previous.draft() if previous is not None and not replace else ProfileDraft()
             content = base.model_copy(update={name: getattr(draft, name) for name in changed})
-            edited = sorted(changed | set(previous.edited_fields if previous else []))
-            if replace:
-                edited = sorted(ProfileDraft.model_fields)
+            edited = sorted(
+                ProfileDraft.model_fields
+                if replace
+                else changed | set(previous.edited_fields if previous else [])
+            )
             profile = UserProfile.from_draft(
                 content,
                 user_id=user_id,
