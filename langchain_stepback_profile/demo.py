@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Profiles: {report}")
     for author in papers:
         profile = memory.get_profile(author)
+        assert profile is not None  # refresh() wrote a profile for every author with history
         print(
             f"\n== {author} (profile v{profile.version}, {profile.strategy}; "
             f"{profile.faithfulness:.0%} of its claims found in the history) =="
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     print(f"\nReal title:                          {query['title']}")
-    rows = (
+    rows: tuple[tuple[str, Personalizer, list[str]], ...] = (
         ("non-personalized", Personalizer(llm, task, prompt_layout="plain"), []),
         (f"first author ({authors[0]})", Personalizer(llm, task), authors[:1]),
         ("both authors, in order", Personalizer(llm, task), authors),

@@ -21,16 +21,18 @@ import asyncio
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import json_repair
 from langchain_core.embeddings import Embeddings
-from langchain_core.language_models import BaseChatModel, BaseLanguageModel
+from langchain_core.language_models import BaseChatModel, BaseLanguageModel, BaseLLM
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import Runnable, RunnableConfig
-from pydantic import ValidationError
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables.config import merge_configs
+from pydantic import BaseModel, ValidationError
 
 from langchain_stepback_profile.errors import (
     InvalidArgumentError,
@@ -48,6 +50,7 @@ from langchain_stepback_profile.history import HistoryItem, history_hash
 from langchain_stepback_profile.llms import with_max_tokens
 from langchain_stepback_profile.output_control import overlap, sentences
 from langchain_stepback_profile.profile import ProfileDraft, UserProfile, WritingStyle
+from langchain_stepback_profile.profile_schema import ProfileSchema
 from langchain_stepback_profile.prompting import is_small_model
 from langchain_stepback_profile.tasks import TaskSpec, get_task
 from langchain_stepback_profile.usage import LLMUsage
@@ -64,16 +67,6 @@ _SYSTEM = (
     "author's lasting interests and habits, never the content of one single item, and you "
     "answer with one JSON object only."
 )
-_JSON_FORM = (
-    '{"interests": ["<topic>", "<topic>"], "keywords": ["<term>", "<term>"], "style": '
-    '{"tone": "<tone>", "length": "<typical length>", "structure": "<structure>", '
-    '"vocabulary": "<vocabulary>"}, "summary": "<two sentences>"}'
-)
-_FIELDS = (
-    "interests (research interests or main topics, 3-6 short phrases), keywords (5-10 recurring "
-    "terms), style (tone, typical length, structure, vocabulary; a few words each) and summary "
-    "(two sentences)"
-)
 
 
 @dataclass(frozen=True)
@@ -89,42 +82,40 @@ class ProfileBuild:
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:
-    """Errors worth retrying: the connection, a timeout, a rate limit, a server error."""
-    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
-    try:
-        import openai
+    """Errors worth retrying: the connection, a timeout, a rate limit, a server error.
 
+    The openai and httpx errors count once those libraries are loaded (a model that uses
+    them has loaded them), so importing this module imports neither.
+    """
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    openai = sys.modules.get("openai")
+    if openai is not None:
         errors += [
             openai.APIConnectionError,
             openai.APITimeoutError,
             openai.RateLimitError,
             openai.InternalServerError,
         ]
-    except ImportError:  # pragma: no cover - langchain-openai is optional
-        pass
-    try:
-        import httpx
-
+    httpx = sys.modules.get("httpx")
+    if httpx is not None:
         errors.append(httpx.TransportError)
-    except ImportError:  # pragma: no cover
-        pass
     return tuple(errors)
 
 
-TRANSIENT_ERRORS = _transient_errors()
 RETRY_ATTEMPTS = 3
 
 
 def _with_retries(runnable: Runnable) -> Runnable:
-    """``runnable`` retried on :data:`TRANSIENT_ERRORS` (3 attempts, about 1 s then 2 s apart)."""
+    """``runnable`` retried on :func:`_transient_errors` (3 attempts, about 1 s then 2 s
+    apart)."""
     return runnable.with_retry(
-        retry_if_exception_type=TRANSIENT_ERRORS,
+        retry_if_exception_type=_transient_errors(),
         stop_after_attempt=RETRY_ATTEMPTS,
         exponential_jitter_params={"max": 4.0, "jitter": 0.1},
     )
 
 
-def model_id(llm: BaseLanguageModel) -> str:
+def model_id(llm: BaseChatModel | BaseLLM) -> str:
     """A stable name for a model, part of the profile cache key."""
     params: dict[str, Any] = {}
     try:
@@ -147,12 +138,16 @@ def _render_item(number: int, item: HistoryItem, text: str | None = None) -> str
     return f"Item {number}\n{text if text is not None else item.text}"
 
 
-def _draft_json(draft: ProfileDraft) -> str:
-    return json.dumps(draft.model_dump(), ensure_ascii=False)
+def _draft_json(draft: BaseModel) -> str:
+    return json.dumps(draft.model_dump(mode="json"), ensure_ascii=False)
 
 
-def parse_draft(text: str) -> ProfileDraft:
-    """Find and validate the first JSON object in a model's answer (fences and chatter allowed)."""
+_BUILTIN = ProfileSchema(ProfileDraft)
+
+
+def parse_draft(text: str, schema: ProfileSchema = _BUILTIN) -> BaseModel:
+    """Find and validate the first JSON object in a model's answer (fences and chatter
+    allowed) as an instance of ``schema`` (the built-in :class:`ProfileDraft` by default)."""
     decoder = json.JSONDecoder(strict=False)  # models put raw newlines inside strings
     error: Exception | None = None
     for match in re.finditer(r"\{", text):
@@ -164,21 +159,21 @@ def parse_draft(text: str) -> ProfileDraft:
         if not isinstance(value, dict):
             continue
         try:
-            draft = ProfileDraft.model_validate(value)
+            draft = schema.validate(value)
         except ValidationError as err:
             error = err
             continue
-        if draft.is_empty():
-            error = ValueError("the JSON object has no interests, keywords or summary")
+        if schema.is_empty(draft):
+            error = ValueError(f"the JSON object has no {schema.field_names()}")
             continue
         return draft
-    repaired = _repaired_json(text)  # before a repair call costs an LLM call
+    repaired = _repaired_json(text, schema)  # before a repair call costs an LLM call
     if repaired is not None:
         return repaired
     raise ValueError(f"no usable JSON profile in the answer ({error or 'no JSON object found'})")
 
 
-def _repaired_json(text: str) -> ProfileDraft | None:
+def _repaired_json(text: str, schema: ProfileSchema) -> BaseModel | None:
     """The profile in almost-JSON (trailing commas, single quotes, unquoted keys, comments, a
     cut-off end), mended by ``json_repair``; None when even that gives no usable profile."""
     start = text.find("{")
@@ -188,15 +183,19 @@ def _repaired_json(text: str) -> ProfileDraft | None:
     if not isinstance(value, dict):
         return None
     try:
-        draft = ProfileDraft.model_validate(value)
+        draft = schema.validate(value)
     except ValidationError:
         return None
-    return None if draft.is_empty() else draft
+    return None if schema.is_empty(draft) else draft
 
 
 _UNCOUNTABLE: dict[int, BaseLanguageModel] = {}
 """Models whose token counting failed in this process, by id (kept, so no other model reuses
 the id): their tokens are estimated from then on."""
+
+# A build's request plan: yields batches of requests, is sent their answers, returns
+# (draft, chunk count).
+_Steps = Generator[list[list[BaseMessage]], list[Any], tuple[BaseModel, int]]
 
 
 class StepBackProfiler:
@@ -221,6 +220,11 @@ class StepBackProfiler:
         embeddings: ranks the keywords of extractive and hybrid profiles (default MiniLM).
         overwrite_edits: write every field anew; by default the fields a person edited
             (``UserProfile.edited_fields``) are kept as they are and the rest is rebuilt.
+        profile_schema: the shape of the profile the model writes: the built-in
+            :class:`ProfileDraft` (default) or any pydantic model (stored as
+            ``UserProfile.data``; see :mod:`~langchain_stepback_profile.profile_schema`). The
+            ``extractive`` strategy has no model to fill it and writes the built-in fields.
+        instructions: added to every profile prompt (what to note, what to leave out).
 
     Example:
         >>> from langchain_core.language_models import GenericFakeChatModel
@@ -242,7 +246,10 @@ class StepBackProfiler:
         strategy: ProfileStrategy = "llm",
         embeddings: Embeddings | None = None,
         overwrite_edits: bool = False,
+        profile_schema: type[BaseModel] | None = None,
+        instructions: str | None = None,
     ) -> None:
+        self.schema = ProfileSchema.of(profile_schema, instructions)
         if strategy not in PROFILE_STRATEGIES:
             raise InvalidArgumentError(
                 f"unknown profile strategy {strategy!r}; use one of {list(PROFILE_STRATEGIES)}"
@@ -271,14 +278,12 @@ class StepBackProfiler:
         )
         self.max_output_tokens = max_output_tokens
         self.model = model_id(llm)
-        self._count = token_counter or self._default_counter()
-        runnable, self._mode = self._structured_runnable(structured)
+        self._count = token_counter or self._default_counter(llm)
+        runnable, self._mode = self._structured_runnable(llm, structured)
         self._runnable = _with_retries(runnable)
         self._text_model = _with_retries(with_max_tokens(llm, 96))  # a two-sentence summary
         # every message of a request counts (the system prompt too), part marker included
-        overhead = sum(
-            self._count(m.content) for m in self._request(["x"], part=(99, 99), base=None)
-        )
+        overhead = sum(self._count(m.text) for m in self._request(["x"], part=(99, 99), base=None))
         self.chunk_tokens = self.context_tokens - self.max_output_tokens - overhead - 64
         if self.chunk_tokens < 2 * self.max_output_tokens:
             raise InvalidArgumentError(
@@ -289,7 +294,12 @@ class StepBackProfiler:
 
     # ----------------------------------------------------------------- cache and plan
     def cache_key(self) -> tuple[str, str, str, str]:
-        return (PROMPT_VERSION, self.task.name, self.model, self.strategy)
+        return (self.prompt_version, self.task.name, self.model, self.strategy)
+
+    @property
+    def prompt_version(self) -> str:
+        """The prompt version stored with profiles: the package's, with the schema's hash."""
+        return self.schema.prompt_version(PROMPT_VERSION)
 
     @property
     def embeddings(self) -> Embeddings:
@@ -311,28 +321,54 @@ class StepBackProfiler:
             return "unchanged"
         current = {item.id for item in items}
         # evidence-based profiles are cheap to write again; only the paper's updates in place
-        updatable = self.strategy == "llm" and (same_setup or previous.edited)
+        same_shape = self.schema.content(previous) is not None
+        updatable = self.strategy == "llm" and same_shape and (same_setup or previous.edited)
         if updatable and set(previous.item_ids) < current:
             return "updated"
         return "built"
 
     # ----------------------------------------------------------------- public build
     def build(
-        self, user_id: str, items: Sequence[HistoryItem], previous: UserProfile | None = None
+        self,
+        user_id: str,
+        items: Sequence[HistoryItem],
+        previous: UserProfile | None = None,
+        *,
+        config: RunnableConfig | None = None,
     ) -> ProfileBuild:
-        """Build or update ``user_id``'s profile (synchronous)."""
+        """Build or update ``user_id``'s profile (synchronous).
+
+        The build is one run named ``stepback_profile`` (metadata ``user_id``) under the
+        callbacks, tags and metadata of ``config``; its LLM calls are that run's children, so
+        a tracer (LangSmith) shows one run per profile.
+        """
+
+        def run(_: dict[str, Any], config: RunnableConfig) -> ProfileBuild:
+            return self._build(user_id, items, previous, config)
+
+        return RunnableLambda(run, name=RUN_NAME).invoke(
+            _run_input(user_id, items, previous), _run_config(user_id, config)
+        )
+
+    def _build(
+        self,
+        user_id: str,
+        items: Sequence[HistoryItem],
+        previous: UserProfile | None,
+        parent: RunnableConfig,
+    ) -> ProfileBuild:
         mode, steps = self._begin(items, previous)
         if steps is None:
             return self._without_llm(user_id, items, previous, mode)
         usage = LLMUsage()
-        config = self._config(usage)
-        call = self._call_text if self.strategy == "hybrid" else self._call
+        config = self._config(usage, parent)
+        call = self._call_text if self._writes_summary_only else self._call
         batch = next(steps)
         while True:
             # only the plan's own StopIteration ends the loop; one raised by a model propagates
             try:
                 drafts = [call(messages, config) for messages in batch]
-            except TRANSIENT_ERRORS as err:
+            except _transient_errors() as err:
                 raise self._unreachable(err) from err
             try:
                 batch = steps.send(drafts)
@@ -346,31 +382,54 @@ class StepBackProfiler:
         previous: UserProfile | None = None,
         *,
         limit: asyncio.Semaphore | None = None,
+        config: RunnableConfig | None = None,
     ) -> ProfileBuild:
         """Build or update ``user_id``'s profile; map calls of one level run concurrently.
 
-        ``limit`` (shared between builds) bounds how many LLM calls are in flight at once.
+        ``limit`` (shared between builds) bounds how many LLM calls are in flight at once;
+        ``config`` as in :meth:`build`.
         """
+
+        async def run(_: dict[str, Any], config: RunnableConfig) -> ProfileBuild:
+            return await self._abuild(user_id, items, previous, limit, config)
+
+        return await RunnableLambda(run, name=RUN_NAME).ainvoke(
+            _run_input(user_id, items, previous), _run_config(user_id, config)
+        )
+
+    async def _abuild(
+        self,
+        user_id: str,
+        items: Sequence[HistoryItem],
+        previous: UserProfile | None,
+        limit: asyncio.Semaphore | None,
+        parent: RunnableConfig,
+    ) -> ProfileBuild:
         mode, steps = self._begin(items, previous)
         if steps is None:
             return self._without_llm(user_id, items, previous, mode)
         usage = LLMUsage()
-        config = self._config(usage)
-        call = self._acall_text if self.strategy == "hybrid" else self._acall
+        config = self._config(usage, parent)
+        call = self._acall_text if self._writes_summary_only else self._acall
         batch = next(steps)
         while True:
             try:
                 drafts = await asyncio.gather(*(call(m, config, limit) for m in batch))
-            except TRANSIENT_ERRORS as err:
+            except _transient_errors() as err:
                 raise self._unreachable(err) from err
             try:
                 batch = steps.send(list(drafts))
             except StopIteration as done:
                 return self._finish(user_id, items, previous, mode, usage, *done.value)
 
+    @property
+    def _writes_summary_only(self) -> bool:
+        """The hybrid plan with the built-in schema: the model writes the summary as text."""
+        return self.strategy == "hybrid" and self.schema.builtin
+
     def _begin(
         self, items: Sequence[HistoryItem], previous: UserProfile | None
-    ) -> tuple[BuildMode, Generator | None]:
+    ) -> tuple[BuildMode, _Steps | None]:
         """The build mode and the request plan (None when no LLM call is needed)."""
         mode = self.plan(items, previous)
         if mode == "unchanged" or self.strategy == "extractive":
@@ -399,8 +458,9 @@ class StepBackProfiler:
         return self._finish(user_id, items, previous, mode, LLMUsage(), draft, 0)
 
     @staticmethod
-    def _config(usage: LLMUsage) -> RunnableConfig:
-        return {"callbacks": [usage], "run_name": "stepback_profile"}
+    def _config(usage: LLMUsage, parent: RunnableConfig) -> RunnableConfig:
+        """The LLM calls' config: the build run's (its callbacks as parent) plus the counter."""
+        return merge_configs(parent, {"callbacks": [usage]})
 
     def _finish(
         self,
@@ -409,31 +469,31 @@ class StepBackProfiler:
         previous: UserProfile | None,
         mode: BuildMode,
         usage: LLMUsage,
-        draft: ProfileDraft,
+        draft: BaseModel,
         chunks: int,
     ) -> ProfileBuild:
         stats = style_stats([output_text(item) for item in items])
-        if self.strategy == "hybrid":  # measured style replaces what the model guessed
+        if self._writes_summary_only:  # measured style replaces what the model guessed
             draft = draft.model_copy(update={"style": WritingStyle(**stats.describe())})
         kept = [] if previous is None or self.overwrite_edits else previous.edited_fields
-        if kept:  # a person's edits win over what the build wrote
-            assert previous is not None
-            draft = draft.model_copy(update={name: getattr(previous, name) for name in kept})
-        profile = UserProfile.from_draft(
+        schema = self.schema if self.strategy != "extractive" else _BUILTIN
+        profile = schema.profile(  # a person's edits win over what the build wrote
             draft,
+            previous=previous,
+            kept=kept,
             user_id=user_id,
             version=(previous.version + 1) if previous else 1,
             history_hash=history_hash(items),
             item_ids=[item.id for item in items],
             model=self.model,
-            prompt_version=PROMPT_VERSION,
+            prompt_version=self.prompt_version,
             task=self.task.name,
             strategy=self.strategy,
             stats=asdict(stats),
-            support=draft.support_with_edits(claim_support(draft.claims(), items), kept),
             edited=bool(kept),
             edited_fields=list(kept),
         )
+        profile.support = profile.support_with_edits(claim_support(profile.claims(), items), kept)
         return ProfileBuild(
             profile, mode, usage.calls, usage.input_tokens, usage.output_tokens, chunks
         )
@@ -441,11 +501,11 @@ class StepBackProfiler:
     # ----------------------------------------------------------------- map-reduce plan
     def _steps(
         self, items: Sequence[HistoryItem], base: UserProfile | None
-    ) -> Generator[list[list[BaseMessage]], list[ProfileDraft], tuple[ProfileDraft, int]]:
+    ) -> Generator[list[list[BaseMessage]], list[BaseModel], tuple[BaseModel, int]]:
         """Yields batches of requests (independent within a batch); returns the final draft."""
         known = set(base.item_ids) if base else set()
         new_items = [item for item in items if item.id not in known]
-        base_draft = base.draft() if base else None
+        base_draft = self.schema.content(base)
         reserve = self._count(_draft_json(base_draft)) if base_draft else 0
         # a profile too large to share a prompt with new items is merged as one more partial
         inline = base_draft is None or reserve <= self.chunk_tokens // 2
@@ -501,8 +561,8 @@ class StepBackProfiler:
             start = low
         return pieces
 
-    def _groups(self, drafts: list[ProfileDraft]) -> list[list[ProfileDraft]]:
-        groups: list[list[ProfileDraft]] = [[]]
+    def _groups(self, drafts: list[BaseModel]) -> list[list[BaseModel]]:
+        groups: list[list[BaseModel]] = [[]]
         used = 0
         for draft in drafts:
             size = self._count(_draft_json(draft)) + 4
@@ -517,11 +577,14 @@ class StepBackProfiler:
 
     def _evidence_steps(
         self, items: Sequence[HistoryItem]
-    ) -> Generator[list[list[BaseMessage]], list[str], tuple[ProfileDraft, int]]:
+    ) -> Generator[list[list[BaseMessage]], list[Any], tuple[BaseModel, int]]:
         """The hybrid plan: topics, keywords and style are measured; the model writes only the
-        summary, from that evidence, in one short call."""
+        summary, from that evidence, in one short call (with a custom schema, that call fills
+        the schema from the evidence)."""
         evidence = extract_evidence(items, self.embeddings)
         texts = yield [self._evidence_request(evidence)]
+        if not self.schema.builtin:
+            return texts[0], 1
         summary = first_sentences(texts[0], 2)
         if not summary or overlap(summary, " ".join(evidence.representative)) >= 0.6:
             # a small model often just repeats the examples: say what the evidence says instead
@@ -534,18 +597,29 @@ class StepBackProfiler:
     # ----------------------------------------------------------------- prompts
     def _evidence_request(self, evidence: Evidence) -> list[BaseMessage]:
         examples = "\n".join(f"- {text[:200]}" for text in evidence.representative)
+        shown = (
+            f"Recurring phrases: {', '.join(evidence.phrases)}\n"
+            f"Recurring keywords: {', '.join(evidence.keywords)}\n"
+            f"Typical examples:\n{examples}\n\nThese come from the {self.task.history}."
+        )
+        if not self.schema.builtin:
+            return [
+                SystemMessage(_SYSTEM),
+                HumanMessage(
+                    f"{shown} Describe their author using only what is shown above. Write "
+                    f"{self.schema.field_guide()}.{self.schema.instruction_text()}"
+                    f"{self._answer_form()}"
+                ),
+            ]
         return [
             HumanMessage(
-                f"Recurring phrases: {', '.join(evidence.phrases)}\n"
-                f"Recurring keywords: {', '.join(evidence.keywords)}\n"
-                f"Typical examples:\n{examples}\n\n"
-                f"These come from the {self.task.history}. In two sentences, describe what this "
-                "author works on and how they write, using only the words above."
+                f"{shown} In two sentences, describe what this author works on and how they "
+                f"write, using only the words above.{self.schema.instruction_text()}"
             ),
         ]
 
     def _request(
-        self, chunk: Sequence[str], part: tuple[int, int], base: ProfileDraft | None
+        self, chunk: Sequence[str], part: tuple[int, int], base: BaseModel | None
     ) -> list[BaseMessage]:
         task = self.task
         where = f" This is part {part[0]} of {part[1]} of the history." if part[1] > 1 else ""
@@ -564,12 +638,13 @@ class StepBackProfiler:
         return [
             SystemMessage(_SYSTEM),
             HumanMessage(
-                f"{head}\n\n{body}\n\nWrite {_FIELDS}. Describe habits across items; do not copy "
-                f"sentences.{self._answer_form()}"
+                f"{head}\n\n{body}\n\nWrite {self.schema.field_guide()}. Describe habits across "
+                f"items; do not copy sentences.{self.schema.instruction_text()}"
+                f"{self._answer_form()}"
             ),
         ]
 
-    def _merge_request(self, drafts: Sequence[ProfileDraft]) -> list[BaseMessage]:
+    def _merge_request(self, drafts: Sequence[BaseModel]) -> list[BaseMessage]:
         parts = "\n".join(
             f"Partial profile {i + 1}: {_draft_json(d)}" for i, d in enumerate(drafts)
         )
@@ -578,7 +653,8 @@ class StepBackProfiler:
             HumanMessage(
                 f"These partial profiles describe the same author, each from a part of their "
                 f"history ({self.task.history}).\n\n{parts}\n\nMerge them into one profile: keep "
-                f"what recurs, drop repetition. Write {_FIELDS}.{self._answer_form()}"
+                f"what recurs, drop repetition. Write {self.schema.field_guide()}."
+                f"{self.schema.instruction_text()}{self._answer_form()}"
             ),
         ]
 
@@ -587,63 +663,68 @@ class StepBackProfiler:
         model under a schema grammar copies a template's placeholders)."""
         if self._mode == "tool":
             return ""
-        return f" Answer with one JSON object of this form:\n{_JSON_FORM}"
+        return f" Answer with one JSON object of this form:\n{self.schema.json_form()}"
 
     # ----------------------------------------------------------------- LLM calls
-    def _default_counter(self) -> Callable[[str], int]:
+    def _default_counter(self, llm: BaseChatModel) -> Callable[[str], int]:
         own = (
-            type(self.llm).get_num_tokens is not BaseLanguageModel.get_num_tokens
-            or (type(self.llm).get_token_ids is not BaseLanguageModel.get_token_ids)
-            or getattr(self.llm, "custom_get_token_ids", None) is not None
+            type(llm).get_num_tokens is not BaseLanguageModel.get_num_tokens
+            or (type(llm).get_token_ids is not BaseLanguageModel.get_token_ids)
+            or getattr(llm, "custom_get_token_ids", None) is not None
         )
-        if not own or id(self.llm) in _UNCOUNTABLE:
+        if not own or id(llm) in _UNCOUNTABLE:
             return _approximate_tokens
 
         def count(text: str) -> int:
-            if id(self.llm) not in _UNCOUNTABLE:
+            if id(llm) not in _UNCOUNTABLE:
                 try:
-                    return int(self.llm.get_num_tokens(text))
+                    return int(llm.get_num_tokens(text))
                 except Exception as err:  # e.g. a tokenizer that needs a download
-                    _UNCOUNTABLE[id(self.llm)] = self.llm  # said once, not once per user
+                    _UNCOUNTABLE[id(llm)] = llm  # said once, not once per user
                     logger.warning("token counting with the model failed (%s); estimating", err)
             return _approximate_tokens(text)
 
         return count
 
-    def _structured_runnable(self, structured: str) -> tuple[Runnable, str]:
+    def _structured_runnable(self, llm: BaseChatModel, structured: str) -> tuple[Runnable, str]:
         if structured in ("auto", "tool"):
             # tool calls work on every OpenAI-compatible server (vLLM, llama.cpp, Ollama);
             # a json_schema response format, ChatOpenAI's default, does not
-            method = {"method": "function_calling"} if _is_openai_client(self.llm) else {}
+            method = {"method": "function_calling"} if _is_openai_client(llm) else {}
             try:
                 return (
-                    self.llm.with_structured_output(ProfileDraft, include_raw=True, **method),
+                    llm.with_structured_output(self.schema.model, include_raw=True, **method),
                     "tool",
                 )
             except NotImplementedError:
                 if structured == "tool":
                     raise InvalidArgumentError(
-                        f"{type(self.llm).__name__} has no structured output; use structured='json'"
+                        f"{type(llm).__name__} has no structured output; use structured='json'"
                     ) from None
-        return self.llm, "json"
+        return llm, "json"
 
-    def _read(self, answer: Any) -> tuple[ProfileDraft | None, str, str]:
+    def _read(self, answer: Any) -> tuple[BaseModel | None, str, str]:
         """(draft or None, raw text, error) from a model answer in either mode."""
         if self._mode == "tool":
             raw = answer.get("raw")
             text = _content_text(raw)
             parsed = answer.get("parsed")
-            if isinstance(parsed, ProfileDraft) and not parsed.is_empty():
-                return parsed, text, ""
+            if isinstance(parsed, self.schema.model):
+                try:  # cleaned and bounded like a JSON answer
+                    draft = self.schema.validate(parsed.model_dump())
+                except ValidationError:
+                    draft = None
+                if draft is not None and not self.schema.is_empty(draft):
+                    return draft, text, ""
             if text:
                 try:
-                    return parse_draft(text), text, ""
+                    return parse_draft(text, self.schema), text, ""
                 except ValueError as err:
                     return None, text, str(err)
             return None, text, str(answer.get("parsing_error") or "empty structured answer")
         text = _content_text(answer)
         try:
-            return parse_draft(text), text, ""
+            return parse_draft(text, self.schema), text, ""
         except ValueError as err:
             return None, text, str(err)
 
@@ -671,7 +752,7 @@ class StepBackProfiler:
             "capable model, or structured='json' if its tool calls are unreliable."
         )
 
-    def _call(self, messages: list[BaseMessage], config: RunnableConfig) -> ProfileDraft:
+    def _call(self, messages: list[BaseMessage], config: RunnableConfig) -> BaseModel:
         draft, text, error = self._read(self._runnable.invoke(messages, config))
         if draft is None:
             repaired = self._repair(messages, text, error)
@@ -699,7 +780,7 @@ class StepBackProfiler:
         messages: list[BaseMessage],
         config: RunnableConfig,
         limit: asyncio.Semaphore | None = None,
-    ) -> ProfileDraft:
+    ) -> BaseModel:
         if limit is not None:
             async with limit:
                 return await self._acall(messages, config)
@@ -712,6 +793,35 @@ class StepBackProfiler:
         return draft
 
 
+RUN_NAME = "stepback_profile"
+"""The name of each profile build's run in callbacks and traces."""
+
+
+def _run_input(
+    user_id: str, items: Sequence[HistoryItem], previous: UserProfile | None
+) -> dict[str, Any]:
+    """What a trace shows as a build's input (a summary: the items themselves are stored)."""
+    return {
+        "user_id": user_id,
+        "items": len(items),
+        "previous_version": previous.version if previous else None,
+    }
+
+
+def check_config(config: Any) -> None:
+    """Refuse a ``config`` that is not a ``RunnableConfig`` dict, naming the expected shape."""
+    if config is not None and not isinstance(config, dict):
+        raise InvalidArgumentError(
+            f"config must be a RunnableConfig dict such as {{'callbacks': [handler]}}, got "
+            f"{type(config).__name__}"
+        )
+
+
+def _run_config(user_id: str, config: RunnableConfig | None) -> RunnableConfig:
+    check_config(config)
+    return merge_configs(config, {"metadata": {"user_id": user_id}, "run_name": RUN_NAME})
+
+
 def first_sentences(text: str, n: int) -> str:
     """The first ``n`` sentences of a model's answer, without a chatty lead-in line."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
@@ -721,11 +831,9 @@ def first_sentences(text: str, n: int) -> str:
 
 
 def _is_openai_client(llm: BaseChatModel) -> bool:
-    try:
-        from langchain_openai.chat_models.base import BaseChatOpenAI
-    except ImportError:  # pragma: no cover - langchain-openai is a dependency
-        return False
-    return isinstance(llm, BaseChatOpenAI)
+    # an OpenAI client has loaded langchain-openai; a check must not load it (and openai)
+    base = sys.modules.get("langchain_openai.chat_models.base")
+    return base is not None and isinstance(llm, base.BaseChatOpenAI)
 
 
 def _approximate_tokens(text: str) -> int:

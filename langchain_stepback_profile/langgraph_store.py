@@ -28,14 +28,15 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, unquote
 
-from langgraph.store.base import BaseStore, GetOp, Item, PutOp, SearchOp
-
+from langchain_stepback_profile.aio import caller_loop
 from langchain_stepback_profile.errors import DuplicateItemError, InvalidArgumentError
+from langchain_stepback_profile.extras import require_extra
 from langchain_stepback_profile.history import HistoryItem
 from langchain_stepback_profile.profile import UserProfile
 from langchain_stepback_profile.store import (
@@ -43,6 +44,21 @@ from langchain_stepback_profile.store import (
     ProfileStore,
     StoredItem,
     profile_version_taken,
+)
+
+require_extra("agents", "langgraph", feature="LangGraphProfileStore")
+
+from langgraph.store.base import (  # noqa: E402
+    BaseStore,
+    GetOp,
+    Item,
+    ListNamespacesOp,
+    MatchCondition,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
 )
 
 _PAGE = 1000  # rows per search call; every listing pages until a short page
@@ -70,6 +86,9 @@ class LangGraphProfileStore(ProfileStore):
     ``batch``; checks and writes are serialised within a process, but a ``BaseStore`` has no
     transactions, so let one process at a time write to a store. Adding or removing items
     reads the user's item rows once (ids and contents are checked here, not by the store).
+    Called through the memory's async twins (``aadd``, ``asearch``, ``arefresh``...), every
+    operation goes through the wrapped store's ``abatch`` on the caller's event loop, so an
+    async-only store (``AsyncPostgresStore``) works; sync calls use ``batch``.
 
     Args:
         store: any LangGraph ``BaseStore``; it stays the caller's (``close()`` leaves it open).
@@ -100,6 +119,18 @@ class LangGraphProfileStore(ProfileStore):
         self.prefix = labels
         self._lock = threading.RLock()
 
+    # ----------------------------------------------------------------- I/O
+    def _batch(self, ops: Sequence[Op]) -> list[Result]:
+        """Every read and write goes through here: the store's ``abatch`` on the caller's loop
+        inside an async twin (see :mod:`~langchain_stepback_profile.aio`), ``batch`` otherwise."""
+        loop = caller_loop()
+        if loop is None:
+            return self.store.batch(ops)
+        return asyncio.run_coroutine_threadsafe(self.store.abatch(ops), loop).result()
+
+    def _get(self, namespace: tuple[str, ...], key: str) -> Item | None:
+        return cast("Item | None", self._batch([GetOp(namespace, key)])[0])
+
     # ----------------------------------------------------------------- namespaces
     def _ns(self, user_id: str, kind: str) -> tuple[str, ...]:
         return (*self.prefix, "users", user_label(user_id), kind)
@@ -110,7 +141,10 @@ class LangGraphProfileStore(ProfileStore):
         rows: dict[str, Item] = {}
         offset = 0
         while True:
-            page = self.store.search(namespace, limit=_PAGE, offset=offset)
+            page = cast(
+                "list[SearchItem]",
+                self._batch([SearchOp(namespace, limit=_PAGE, offset=offset)])[0],
+            )
             rows.update((row.key, row) for row in page if row.namespace == namespace)
             if len(page) < _PAGE:
                 return list(rows.values())
@@ -126,11 +160,11 @@ class LangGraphProfileStore(ProfileStore):
 
     # ----------------------------------------------------------------- meta
     def get_meta(self, key: str) -> str | None:
-        row = self.store.get((*self.prefix, "meta"), key)
+        row = self._get((*self.prefix, "meta"), key)
         return row.value["value"] if row is not None else None
 
     def set_meta(self, key: str, value: str) -> None:
-        self.store.batch([_put((*self.prefix, "meta"), key, {"value": value})])
+        self._batch([_put((*self.prefix, "meta"), key, {"value": value})])
 
     # ----------------------------------------------------------------- users
     def users(self) -> list[str]:
@@ -138,9 +172,13 @@ class LangGraphProfileStore(ProfileStore):
         labels: set[str] = set()
         offset = 0
         while True:
-            page = self.store.list_namespaces(
-                prefix=root, max_depth=len(root) + 1, limit=_PAGE, offset=offset
+            op = ListNamespacesOp(
+                match_conditions=(MatchCondition("prefix", root),),
+                max_depth=len(root) + 1,
+                limit=_PAGE,
+                offset=offset,
             )
+            page = cast("list[tuple[str, ...]]", self._batch([op])[0])
             labels.update(ns[-1] for ns in page if ns[:-1] == root)
             if len(page) < _PAGE:
                 break
@@ -159,7 +197,11 @@ class LangGraphProfileStore(ProfileStore):
         namespaces = [self._ns(u, kind) for u in user_ids for kind in (_ITEMS, _PROFILES)]
         if not namespaces:
             return []
-        pages = self.store.batch([SearchOp(namespace, limit=1) for namespace in namespaces])
+        # batch() answers each op in order: a SearchOp with a list of SearchItem.
+        pages = cast(
+            "list[list[SearchItem]]",
+            self._batch([SearchOp(namespace, limit=1) for namespace in namespaces]),
+        )
         found = [
             any(row.namespace == namespace for row in page)
             for namespace, page in zip(namespaces, pages, strict=True)
@@ -179,7 +221,11 @@ class LangGraphProfileStore(ProfileStore):
     def items_by_vid(self, user_id: str, vids: Sequence[int]) -> dict[int, HistoryItem]:
         namespace = self._ns(user_id, _ITEMS)
         keys = list(dict.fromkeys(str(int(v)) for v in vids))
-        rows = self.store.batch([GetOp(namespace, key) for key in keys]) if keys else []
+        # batch() answers each op in order: a GetOp with an Item, or None when the key is absent.
+        rows = cast(
+            "list[Item | None]",
+            self._batch([GetOp(namespace, key) for key in keys]) if keys else [],
+        )
         return {
             row.value["vid"]: HistoryItem.model_validate(row.value["item"])
             for row in rows
@@ -217,7 +263,7 @@ class LangGraphProfileStore(ProfileStore):
                     )
                 seen.add(item.id)
             vids = self._reserve_vids(len(items))
-            self.store.batch(
+            self._batch(
                 [
                     _put(
                         namespace,
@@ -237,9 +283,9 @@ class LangGraphProfileStore(ProfileStore):
     def _reserve_vids(self, count: int) -> list[int]:
         """``count`` new vector ids; the counter is written before any item uses them."""
         namespace = (*self.prefix, "counters")
-        row = self.store.get(namespace, "vid")
+        row = self._get(namespace, "vid")
         first = row.value["next"] if row is not None else 1
-        self.store.batch([_put(namespace, "vid", {"next": first + count})])
+        self._batch([_put(namespace, "vid", {"next": first + count})])
         return list(range(first, first + count))
 
     def remove_items(self, user_id: str, item_ids: Sequence[str]) -> list[int]:
@@ -248,7 +294,7 @@ class LangGraphProfileStore(ProfileStore):
             found, _ = self.lookup(user_id, item_ids, [])
             vids = [stored.vid for stored in found.values()]
             if vids:
-                self.store.batch([_put(namespace, str(vid), None) for vid in vids])
+                self._batch([_put(namespace, str(vid), None) for vid in vids])
         return vids
 
     # ----------------------------------------------------------------- profiles
@@ -270,9 +316,9 @@ class LangGraphProfileStore(ProfileStore):
         namespace = self._ns(profile.user_id, _PROFILES)
         key = str(profile.version)
         with self._lock:
-            if self.store.get(namespace, key) is not None:
+            if self._get(namespace, key) is not None:
                 raise profile_version_taken(profile)
-            self.store.batch(
+            self._batch(
                 [
                     _put(
                         namespace,
@@ -290,7 +336,7 @@ class LangGraphProfileStore(ProfileStore):
                 _put(row.namespace, row.key, None) for found in rows.values() for row in found
             ]
             if deletes:
-                self.store.batch(deletes)
+                self._batch(deletes)
         return ForgetReport(items=len(rows[_ITEMS]), profile_versions=len(rows[_PROFILES]))
 
 

@@ -22,21 +22,26 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel
 from tqdm.auto import tqdm
 
+from langchain_stepback_profile.aio import off_loop
 from langchain_stepback_profile.distill import (
     BuildMode,
     ProfileBuild,
     ProfileStrategy,
     StepBackProfiler,
+    check_config,
 )
 from langchain_stepback_profile.embeddings import (
     MiniLMEmbeddings,
@@ -62,7 +67,8 @@ from langchain_stepback_profile.history import (
 )
 from langchain_stepback_profile.index import HistoryIndex
 from langchain_stepback_profile.locking import LOCK_NAME, FolderLock
-from langchain_stepback_profile.profile import ProfileDraft, UserProfile
+from langchain_stepback_profile.profile import UserProfile
+from langchain_stepback_profile.profile_schema import ProfileSchema
 from langchain_stepback_profile.store import STORE_FORMAT, ProfileStore, SQLiteProfileStore
 from langchain_stepback_profile.tasks import TaskSpec, get_task
 
@@ -83,22 +89,15 @@ def _timed_out(user_id: str, timeout: float) -> ProfileTimeoutError:
     )
 
 
-def _within(
-    timeout: float | None,
-    user_id: str,
-    build: Callable[[str, list[HistoryItem], UserProfile | None], ProfileBuild],
-    items: list[HistoryItem],
-    previous: UserProfile | None,
-) -> ProfileBuild:
-    """``build(user_id, items, previous)``, given at most ``timeout`` seconds (in a daemon
-    thread, abandoned after)."""
+def _within(timeout: float | None, user_id: str, build: Callable[[], ProfileBuild]) -> ProfileBuild:
+    """``build()``, given at most ``timeout`` seconds (in a daemon thread, abandoned after)."""
     if timeout is None:
-        return build(user_id, items, previous)
+        return build()
     box: dict[str, Any] = {}
 
     def run() -> None:
         try:
-            box["build"] = build(user_id, items, previous)
+            box["build"] = build()
         except BaseException as err:  # handed to the waiting thread
             box["error"] = err
 
@@ -158,27 +157,6 @@ def _user_list(user_ids: Any) -> list[str] | None:
         f"user_ids must be a user id, a list of them or None (every user), got "
         f"{type(user_ids).__name__}"
     )
-
-
-def _draft(draft: Any) -> ProfileDraft:
-    """A hand edit as a ProfileDraft; anything else is refused with the expected shape."""
-    if isinstance(draft, ProfileDraft):
-        return draft
-    if not isinstance(draft, Mapping):
-        raise InvalidArgumentError(
-            f"a profile edit must be a ProfileDraft or a dict of its fields (interests, "
-            f"keywords, style, summary), got {type(draft).__name__}"
-        )
-    unknown = sorted(set(draft) - set(ProfileDraft.model_fields))
-    if unknown or not draft:
-        raise InvalidArgumentError(
-            f"a profile edit sets some of interests, keywords, style, summary; got "
-            f"{sorted(draft) or 'nothing'}" + (f" (unknown: {unknown})" if unknown else "")
-        )
-    try:
-        return ProfileDraft.model_validate(dict(draft))
-    except ValueError as err:
-        raise InvalidArgumentError(f"invalid profile edit: {err}") from None
 
 
 def _conflicts(user_id: str) -> ProfileVersionConflictError:
@@ -241,10 +219,12 @@ class ProfileMemory:
 
     Args:
         path: folder of the store; created if missing, reopened if it exists.
-        embeddings: any LangChain ``Embeddings``; default all-MiniLM-L6-v2 (offline). A store
-            remembers its embedding model and refuses to open with another.
+        embeddings: any LangChain ``Embeddings``; default all-MiniLM-L6-v2 (offline, the
+            ``[local]`` extra: without it, pass embeddings). A store remembers its embedding
+            model and refuses to open with another.
         llm: the chat model that writes profiles (may also be given to :meth:`refresh`);
-            default the embedded local model (SmolLM2-135M-Instruct through llama.cpp).
+            default the embedded local model (SmolLM2-135M-Instruct through llama.cpp, the
+            ``[local]`` extra).
         task: what the histories are (see :mod:`~langchain_stepback_profile.tasks`); a task
             name is remembered by the store and used when it is reopened without one.
         store: a :class:`ProfileStore` to use instead of the SQLite file in ``path``.
@@ -253,6 +233,13 @@ class ProfileMemory:
             or ``"extractive"`` (no LLM); see :class:`StepBackProfiler`. Default: the one
             this store's profiles were last built with, else ``"auto"`` (``hybrid`` for small
             local models such as the embedded one, ``llm`` for others).
+        profile_schema: the shape of the profiles: the built-in fields (interests, keywords,
+            style, summary) by default, or any pydantic model, filled by every strategy that
+            calls an LLM (``extractive`` writes the built-in fields). Its profiles are stored
+            as ``UserProfile.data``; :meth:`get_typed_profile` returns them as the model. The
+            store remembers the schema's name and refuses to refresh with another one unless
+            it is given explicitly (a change rebuilds the profiles).
+        instructions: added to every profile prompt, with either schema.
 
     Example:
         ```python
@@ -272,11 +259,15 @@ class ProfileMemory:
         store: ProfileStore | None = None,
         profiler_options: Mapping[str, Any] | None = None,
         profile_strategy: ProfileStrategy | None = None,
+        profile_schema: type[BaseModel] | None = None,
+        instructions: str | None = None,
     ) -> None:
+        self.schema = ProfileSchema.of(profile_schema, instructions)
+        self._schema_given = profile_schema is not None or instructions is not None
         self.path = Path(path)
         self._check_folder(_DB_NAME if store is None else _INDEX_DIR)
+        self.embeddings = embeddings or MiniLMEmbeddings()  # no [local] extra: refused here
         self.path.mkdir(parents=True, exist_ok=True)
-        self.embeddings = embeddings or MiniLMEmbeddings()
         self.llm = _chat_model(llm)
         if task is not None:
             get_task(task)  # an unknown name is refused before the store remembers it
@@ -337,7 +328,8 @@ class ProfileMemory:
         elif self.task is None:
             self.task = self.store.get_meta("task")
         if self.profile_strategy is None:  # the strategy profiles were last built with
-            self.profile_strategy = self.store.get_meta("profile_strategy") or "auto"
+            recorded = self.store.get_meta("profile_strategy")  # by _remember_strategy
+            self.profile_strategy = cast("ProfileStrategy | None", recorded) or "auto"
         self._open_stored_index()
 
     def _open_stored_index(self) -> None:
@@ -576,7 +568,7 @@ class ProfileMemory:
 
     async def aadd(self, user_id: str, items: Iterable[RawItem] | RawItem) -> list[str]:
         """Async :meth:`add` (embedding runs in a worker thread)."""
-        return await asyncio.to_thread(self.add, user_id, items)
+        return await off_loop(self.add, user_id, items)
 
     def remove(self, user_id: str, item_ids: Sequence[str]) -> int:
         """Remove items by id from a user's history; returns how many were removed."""
@@ -631,13 +623,13 @@ class ProfileMemory:
 
     async def asearch(self, user_id: str, query: str, k: int = 4) -> list[SearchResult]:
         """Async :meth:`search`."""
-        return await asyncio.to_thread(self.search, user_id, query, k)
+        return await off_loop(self.search, user_id, query, k)
 
     async def asearch_many(
         self, user_ids: Sequence[str], query: str, k: int = 4
     ) -> dict[str, list[SearchResult]]:
         """Async :meth:`search_many`."""
-        return await asyncio.to_thread(self.search_many, user_ids, query, k)
+        return await off_loop(self.search_many, user_ids, query, k)
 
     # ----------------------------------------------------------------- profiles
     def _profile(self, user_id: str) -> UserProfile | None:
@@ -652,6 +644,12 @@ class ProfileMemory:
         """The user's latest profile, or ``None`` before the first :meth:`refresh`."""
         return self._profile(self._known(user_id))
 
+    def get_typed_profile(self, user_id: str) -> BaseModel | None:
+        """The user's latest profile as an instance of this memory's ``profile_schema``
+        (:class:`ProfileDraft` for the built-in one); ``None`` before the first refresh or
+        while the stored profile is in another schema (until the next refresh)."""
+        return self.schema.content(self.get_profile(user_id))
+
     def pending_changes(self, user_id: str) -> int:
         """How many items were added or removed since the user's profile was written (every
         item before the first build): the one measure of staleness every face uses."""
@@ -662,14 +660,14 @@ class ProfileMemory:
 
     async def apending_changes(self, user_id: str) -> int:
         """Async :meth:`pending_changes`."""
-        return await asyncio.to_thread(self.pending_changes, user_id)
+        return await off_loop(self.pending_changes, user_id)
 
     def profile_versions(self, user_id: str) -> list[UserProfile]:
         """Every stored version of the user's profile, oldest first."""
         return self.store.profile_versions(self._known(user_id))
 
     def set_profile(
-        self, user_id: str, draft: ProfileDraft | Mapping[str, Any], *, replace: bool = False
+        self, user_id: str, draft: BaseModel | Mapping[str, Any], *, replace: bool = False
     ) -> UserProfile:
         """Store a hand edit of the user's profile as a new version.
 
@@ -682,20 +680,20 @@ class ProfileMemory:
         edited ones count as supported (a person's own word is never dropped from a prompt).
         """
         user_id = self._known(user_id)
-        draft = _draft(draft)
         with self._lock:
             self._sync()
             previous = self._profile(user_id)
             stored = [s.item for s in self.store.get_items(user_id)]
-            changed = set(draft.model_fields_set) or set(ProfileDraft.model_fields)
-            base = previous.draft() if previous is not None and not replace else ProfileDraft()
-            content = base.model_copy(update={name: getattr(draft, name) for name in changed})
+            base = None if replace else self.schema.content(previous)
+            if previous is not None and base is None and not replace:
+                raise self._other_schema(previous)
+            content, changed = self.schema.edit(base, draft)
             edited = sorted(
-                ProfileDraft.model_fields
+                self.schema.model.model_fields
                 if replace
                 else changed | set(previous.edited_fields if previous else [])
             )
-            profile = UserProfile.from_draft(
+            profile = self.schema.profile(
                 content,
                 user_id=user_id,
                 version=(previous.version + 1) if previous else 1,
@@ -706,9 +704,11 @@ class ProfileMemory:
                 task=previous.task if previous else "generic",
                 strategy=previous.strategy if previous else "llm",
                 stats=previous.stats if previous else {},  # measured by a build
-                support=content.support_with_edits(claim_support(content.claims(), stored), edited),
                 edited=True,
                 edited_fields=edited,
+            )
+            profile.support = profile.support_with_edits(
+                claim_support(profile.claims(), stored), edited
             )
             self._save_profile(profile)
         return profile
@@ -805,6 +805,9 @@ class ProfileMemory:
         options["strategy"] = (
             strategy or options.get("strategy") or self._strategy_given or remembered
         )
+        self._check_schema()
+        options.setdefault("profile_schema", self.schema.model)
+        options.setdefault("instructions", self.schema.instructions)
         llm = _chat_model(llm) or self.llm
         if llm is None and options["strategy"] != "extractive":  # auto: the embedded model
             from langchain_stepback_profile.llms import default_chat_model
@@ -827,6 +830,7 @@ class ProfileMemory:
         on_error: OnError = "raise",
         overwrite_edits: bool = False,
         timeout: float | None = None,
+        config: RunnableConfig | None = None,
     ) -> RefreshReport:
         """Build or update the step-back profiles of ``user_ids`` (default: every user).
 
@@ -842,15 +846,18 @@ class ProfileMemory:
         rebuilt; ``overwrite_edits=True`` rebuilds them too. ``timeout`` bounds each user's
         build in seconds (:class:`ProfileTimeoutError` for that user, the others go on); a
         synchronous build that times out is abandoned in its thread and its result dropped.
+
+        ``config`` (a ``RunnableConfig``: callbacks, tags, metadata) reaches every build:
+        each user's profile is one run named ``stepback_profile`` with the LLM calls under it,
+        so a tracer such as LangSmith shows one run per profile.
         """
-        _check_on_error(on_error)
-        profiler = self.profiler(llm, task, strategy, overwrite_edits)
-        self._remember_strategy(profiler.requested_strategy)
+        profiler, targets = self._begin_refresh(
+            user_ids, llm, task, strategy, overwrite_edits, on_error, config
+        )
         report = RefreshReport()
-        targets = self._targets(user_ids)
         for user_id in tqdm(targets, desc="profiles", unit="user", disable=not show_progress):
             try:
-                report.builds[user_id] = self._refresh_user(profiler, user_id, timeout)
+                report.builds[user_id] = self._refresh_user(profiler, user_id, timeout, config)
             except Exception as err:  # any model or parser failure of this one user
                 self._fail(report, user_id, err)
         return self._conclude(report, on_error)
@@ -867,14 +874,14 @@ class ProfileMemory:
         on_error: OnError = "raise",
         overwrite_edits: bool = False,
         timeout: float | None = None,
+        config: RunnableConfig | None = None,
     ) -> RefreshReport:
         """Async :meth:`refresh`: up to ``max_concurrency`` users are built at the same time,
         with at most ``max_concurrency`` LLM calls in flight (long histories make several).
         A failing user does not cancel the others: every success is saved."""
-        _check_on_error(on_error)
-        profiler = self.profiler(llm, task, strategy, overwrite_edits)
-        self._remember_strategy(profiler.requested_strategy)
-        targets = self._targets(user_ids)
+        profiler, targets = await off_loop(
+            self._begin_refresh, user_ids, llm, task, strategy, overwrite_edits, on_error, config
+        )
         limit = asyncio.Semaphore(check_k(max_concurrency))
         calls = asyncio.Semaphore(max_concurrency)  # LLM calls in flight, across all users
         report = RefreshReport()
@@ -884,11 +891,13 @@ class ProfileMemory:
             async with limit:
                 try:
                     for _ in range(_BUILD_ATTEMPTS):
-                        items, previous = self._build_inputs(user_id)
+                        items, previous = await off_loop(self._build_inputs, user_id)
                         build = await _awithin(
-                            timeout, user_id, profiler.abuild(user_id, items, previous, limit=calls)
+                            timeout,
+                            user_id,
+                            profiler.abuild(user_id, items, previous, limit=calls, config=config),
                         )
-                        saved = self._save_build(build)
+                        saved = await off_loop(self._save_build, build)
                         if saved is not None:
                             report.builds[user_id] = saved
                             break
@@ -905,13 +914,39 @@ class ProfileMemory:
         report.builds = {u: report.builds[u] for u in targets if u in report.builds}
         return self._conclude(report, on_error)
 
+    def _begin_refresh(
+        self,
+        user_ids: Sequence[str] | str | None,
+        llm: BaseChatModel | None,
+        task: str | TaskSpec | None,
+        strategy: ProfileStrategy | None,
+        overwrite_edits: bool,
+        on_error: OnError,
+        config: RunnableConfig | None,
+    ) -> tuple[StepBackProfiler, list[str]]:
+        """The arguments of a refresh checked, its profiler and its users."""
+        _check_on_error(on_error)
+        check_config(config)
+        targets = self._targets(user_ids)  # checked before a model is loaded
+        profiler = self.profiler(llm, task, strategy, overwrite_edits)
+        self._remember_strategy(profiler.requested_strategy)
+        return profiler, targets
+
     def _refresh_user(
-        self, profiler: StepBackProfiler, user_id: str, timeout: float | None
+        self,
+        profiler: StepBackProfiler,
+        user_id: str,
+        timeout: float | None,
+        config: RunnableConfig | None,
     ) -> ProfileBuild:
         with self._build_lock(user_id):
             for _ in range(_BUILD_ATTEMPTS):
                 items, previous = self._build_inputs(user_id)
-                build = _within(timeout, user_id, profiler.build, items, previous)
+                build = _within(
+                    timeout,
+                    user_id,
+                    partial(profiler.build, user_id, items, previous, config=config),
+                )
                 saved = self._save_build(build)
                 if saved is not None:
                     return saved
@@ -964,7 +999,29 @@ class ProfileMemory:
             ) from next(iter(report.errors.values()))
         return report
 
-    def _remember_strategy(self, strategy: str) -> None:
+    def _other_schema(self, profile: UserProfile) -> InvalidArgumentError:
+        stored = profile.schema_name or "UserProfile"
+        return InvalidArgumentError(
+            f"the profile of {profile.user_id!r} is written in the profile schema {stored}, not "
+            f"{self.schema.model.__name__}; open the memory with ProfileMemory(..., "
+            f"profile_schema={stored}) to edit it, or pass replace=True to replace it"
+        )
+
+    def _check_schema(self) -> None:
+        """A store whose profiles have a custom schema is refreshed with that schema, or with
+        another one given explicitly (never silently rebuilt in the built-in fields)."""
+        stored = self.store.get_meta("profile_schema") or ""
+        if self._schema_given or stored == self.schema.name:
+            if stored != self.schema.name:
+                self.store.set_meta("profile_schema", self.schema.name)
+            return
+        raise InvalidArgumentError(
+            f"this store's profiles are written with the profile schema {stored!r}; open it with "
+            f"ProfileMemory(..., profile_schema={stored}) to refresh them (or pass "
+            "profile_schema=UserProfile to rebuild them in the built-in fields)"
+        )
+
+    def _remember_strategy(self, strategy: ProfileStrategy) -> None:
         if strategy != self.store.get_meta("profile_strategy"):
             self.store.set_meta("profile_strategy", strategy)
         self.profile_strategy = strategy
@@ -996,63 +1053,67 @@ class ProfileMemory:
     # Each runs its synchronous twin in a worker thread (SQLite, FAISS and the embedder block).
     async def ausers(self) -> list[str]:
         """Async :meth:`users`."""
-        return await asyncio.to_thread(self.users)
+        return await off_loop(self.users)
 
     async def ahas_user(self, user_id: str) -> bool:
         """Async :meth:`has_user`."""
-        return await asyncio.to_thread(self.has_user, user_id)
+        return await off_loop(self.has_user, user_id)
 
     async def aknown_users(self, user_ids: Sequence[str]) -> list[str]:
         """Async :meth:`known_users`."""
-        return await asyncio.to_thread(self.known_users, user_ids)
+        return await off_loop(self.known_users, user_ids)
 
     async def aitems(self, user_id: str) -> list[HistoryItem]:
         """Async :meth:`items`."""
-        return await asyncio.to_thread(self.items, user_id)
+        return await off_loop(self.items, user_id)
 
     async def aadd_histories(
         self, histories: Mapping[str, Iterable[RawItem] | RawItem], *, show_progress: bool = False
     ) -> dict[str, list[str]]:
         """Async :meth:`add_histories`."""
-        return await asyncio.to_thread(self.add_histories, histories, show_progress=show_progress)
+        return await off_loop(self.add_histories, histories, show_progress=show_progress)
 
     async def aremove(self, user_id: str, item_ids: Sequence[str]) -> int:
         """Async :meth:`remove`."""
-        return await asyncio.to_thread(self.remove, user_id, item_ids)
+        return await off_loop(self.remove, user_id, item_ids)
 
     async def aget_profile(self, user_id: str) -> UserProfile | None:
         """Async :meth:`get_profile`."""
-        return await asyncio.to_thread(self.get_profile, user_id)
+        return await off_loop(self.get_profile, user_id)
+
+    async def aget_typed_profile(self, user_id: str) -> BaseModel | None:
+        """Async :meth:`get_typed_profile`."""
+        return await off_loop(self.get_typed_profile, user_id)
 
     async def aprofile_versions(self, user_id: str) -> list[UserProfile]:
         """Async :meth:`profile_versions`."""
-        return await asyncio.to_thread(self.profile_versions, user_id)
+        return await off_loop(self.profile_versions, user_id)
 
     async def aset_profile(
-        self, user_id: str, draft: ProfileDraft | Mapping[str, Any], *, replace: bool = False
+        self, user_id: str, draft: BaseModel | Mapping[str, Any], *, replace: bool = False
     ) -> UserProfile:
         """Async :meth:`set_profile`."""
-        return await asyncio.to_thread(self.set_profile, user_id, draft, replace=replace)
+        return await off_loop(self.set_profile, user_id, draft, replace=replace)
 
     async def arollback_profile(self, user_id: str, version: int) -> UserProfile:
         """Async :meth:`rollback_profile`."""
-        return await asyncio.to_thread(self.rollback_profile, user_id, version)
+        return await off_loop(self.rollback_profile, user_id, version)
 
     async def aexport_profiles(self, user_ids: Sequence[str] | str | None = None) -> dict[str, Any]:
         """Async :meth:`export_profiles`."""
-        return await asyncio.to_thread(self.export_profiles, user_ids)
+        return await off_loop(self.export_profiles, user_ids)
 
     async def aimport_profiles(self, data: Mapping[str, Any]) -> dict[str, int]:
         """Async :meth:`import_profiles`."""
-        return await asyncio.to_thread(self.import_profiles, data)
+        return await off_loop(self.import_profiles, data)
 
     async def aforget(self, user_id: str) -> dict[str, int]:
         """Async :meth:`forget`."""
-        return await asyncio.to_thread(self.forget, user_id)
+        return await off_loop(self.forget, user_id)
 
     async def acheck_integrity(self) -> dict[str, str]:
         """Async :meth:`check_integrity`."""
-        return await asyncio.to_thread(self.check_integrity)
+        return await off_loop(self.check_integrity)
 
     def close(self) -> None:
         """Close the store (the memory cannot be used afterwards)."""

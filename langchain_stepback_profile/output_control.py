@@ -18,7 +18,8 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from functools import lru_cache
+from typing import Any, Literal
 
 from langchain_stepback_profile.evidence import content_stems
 
@@ -108,14 +109,29 @@ def grounding(answer: str, given: str) -> float:
     return len(words & content_stems(given)) / len(words) if words else 0.0
 
 
+@lru_cache(maxsize=1)
+def _segmenter() -> Any:
+    import pysbd  # rule-based, offline; built once per process
+
+    return pysbd.Segmenter(language="en", clean=False)
+
+
+@lru_cache(maxsize=4096)
+def _sentences(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in _segmenter().segment(text) if part.strip())
+
+
 def sentences(text: str) -> list[str]:
-    """The sentences of a text (split after ``.``, ``!`` or ``?``), stripped, none empty.
+    """The sentences of a text, stripped, none empty. Split by pysbd's rules, so abbreviations
+    ("e.g.", "et al.", "Dr."), decimals and URLs do not end a sentence.
 
     Example:
-        >>> sentences("Works on MT. Writes short titles!  ")
-        ['Works on MT.', 'Writes short titles!']
+        >>> sentences("Works on parsing, e.g. of tweets. Writes short titles!  ")
+        ['Works on parsing, e.g. of tweets.', 'Writes short titles!']
     """
-    return [part.strip() for part in re.split(r"(?<=[.!?])\s+", text) if part.strip()]
+    if not text or text.isspace():
+        return []
+    return list(_sentences(text))
 
 
 def _squash(text: str) -> str:

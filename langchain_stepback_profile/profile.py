@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -65,6 +65,63 @@ def _as_list(value: Any) -> Any:
         parts = (bounded(str(v).strip(" -*•\t"), MAX_TERM_CHARS) for v in value)
         return list(dict.fromkeys(p for p in parts if not is_placeholder(p)))[:MAX_TERMS]
     return value
+
+
+def _is_term(text: str) -> bool:
+    """A short phrase (checked like a keyword), not prose (checked sentence by sentence)."""
+    return len(text.split()) <= 8 and len(sentences(text)) <= 1
+
+
+def data_claims(
+    data: Mapping[str, Any], fields: Iterable[str] | None = None
+) -> list[tuple[str, bool]]:
+    """The claims of a custom profile (of ``fields`` only, when given), each with whether it
+    is a short term: every list entry and short text is one claim, longer text one claim a
+    sentence; numbers and flags are not claims."""
+    chosen = set(fields) if fields is not None else None
+    found: list[tuple[str, bool]] = []
+
+    def walk(value: Any, in_list: bool) -> None:
+        if isinstance(value, str):
+            text = value.strip()
+            if text and (in_list or _is_term(text)):
+                found.append((text, True))
+            elif text:
+                found.extend((part, False) for part in sentences(text))
+        elif isinstance(value, (list, tuple)):
+            for entry in value:
+                walk(entry, True)
+        elif isinstance(value, Mapping):
+            for entry in value.values():
+                walk(entry, False)
+
+    for name, value in data.items():
+        if chosen is None or name in chosen:
+            walk(value, False)
+    return list(dict.fromkeys(found))
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ").strip().capitalize()
+
+
+def render_data(data: Mapping[str, Any], drop: set[str] | frozenset[str] = frozenset()) -> str:
+    """A custom profile as prompt text: one field a line, named after the field, without
+    empty fields and the ``drop`` claims."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, str):
+            value = value.strip()
+            if value in drop:
+                return ""
+            return " ".join(s for s in sentences(value) if s not in drop)
+        if isinstance(value, (list, tuple)):
+            return "; ".join(t for t in (text(v) for v in value) if t)
+        if isinstance(value, Mapping):
+            return "; ".join(f"{_label(k).lower()} {t}" for k, v in value.items() if (t := text(v)))
+        return "" if value is None else str(value)
+
+    return "\n".join(f"{_label(name)}: {t}" for name, value in data.items() if (t := text(value)))
 
 
 class WritingStyle(BaseModel):
@@ -184,6 +241,16 @@ class UserProfile(ProfileDraft):
     edited_fields: list[str] = Field(default_factory=list)
     """The content fields a person set by hand; later refreshes keep them as they are."""
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    data: dict[str, Any] | None = None
+    """The profile's content in a custom schema (``ProfileMemory(profile_schema=...)``), as
+    JSON data; ``None`` for the built-in fields above."""
+    schema_name: str = ""
+    """The custom schema's class name; empty for the built-in fields."""
+
+    def claims(self, fields: Iterable[str] | None = None) -> list[str]:
+        if self.data is None:
+            return super().claims(fields)
+        return [text for text, _ in data_claims(self.data, fields)]
 
     @property
     def faithfulness(self) -> float | None:
@@ -195,6 +262,8 @@ class UserProfile(ProfileDraft):
     def unsupported(self) -> list[str]:
         """Claims whose words the history does not contain (likely invented)."""
         terms = {*self.interests, *self.keywords}
+        if self.data is not None:
+            terms |= {text for text, term in data_claims(self.data) if term}
         return [
             claim
             for claim, share in self.support.items()
@@ -223,6 +292,8 @@ class UserProfile(ProfileDraft):
         left out, so a prompt never carries an invented claim.
         """
         drop = set(self.unsupported()) if supported_only else set()
+        if self.data is not None:
+            return render_data(self.data, drop)
         interests = [c for c in self.interests if c not in drop]
         keywords = [c for c in self.keywords if c not in drop]
         summary = " ".join(x for x in sentences(self.summary) if x not in drop)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -47,9 +48,8 @@ _SMALL_MODEL = re.compile(r"(?<![\d.])(?:135|360|500)m\b|(?<![\d.])(?:0\.5|1\.5|
 
 def is_small_model(llm: Any) -> bool:
     """True for the embedded model and other models of a few hundred million parameters."""
-    from langchain_stepback_profile.llms import LocalChatModel
-
-    if isinstance(llm, LocalChatModel):
+    local = sys.modules.get("langchain_stepback_profile.llms.local")  # loaded if llm is one
+    if local is not None and isinstance(llm, local.LocalChatModel):
         return True
     names = [str(getattr(llm, attr, "") or "") for attr in ("model_name", "model", "model_path")]
     # LangChain's own description of a model names the model an adapter wraps; a model

@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +24,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, ensure_config
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from langchain_stepback_profile.aio import off_loop
 from langchain_stepback_profile.errors import InvalidArgumentError, explain
 from langchain_stepback_profile.memory import ProfileMemory, SearchResult, check_k, check_user_id
 
@@ -202,4 +202,4 @@ class StepBackProfileRetriever(BaseRetriever):
     ) -> list[Document]:
         users, k = self._resolve(user_ids, k)
         hits = await self.memory.asearch_many(users, query, k) if self.include_history else None
-        return await asyncio.to_thread(self._documents, users, hits)
+        return await off_loop(self._documents, users, hits)

@@ -18,6 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from langchain_stepback_profile.errors import ProfileVersionConflictError, StoreError
 from langchain_stepback_profile.history import HistoryItem
@@ -208,7 +209,7 @@ class SQLiteProfileStore(ProfileStore):
             self._conn.close()
             raise
 
-    def _transaction(self):  # -> contextmanager
+    def _transaction(self) -> _Transaction:
         return _Transaction(self._conn, self._lock, self.path)
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
@@ -316,6 +317,7 @@ class SQLiteProfileStore(ProfileStore):
                     "INSERT INTO items (user_id, item_id, content_hash, data) VALUES (?, ?, ?, ?)",
                     (user_id, item.id, item.content_hash, item.model_dump_json()),
                 )
+                assert cursor.lastrowid is not None  # set by every INSERT that succeeded
                 vids.append(int(cursor.lastrowid))
         return vids
 
@@ -398,7 +400,12 @@ class _Transaction:
                 raise damaged(self._path, err) from None
             raise
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         try:
             if self._depth:
                 return

@@ -12,10 +12,14 @@ Example:
     ```
 """
 
-from llamaindex_integration.langchain_llm import LangChainLLM
-from llamaindex_integration.llamaindex_chat_model import LlamaIndexChatModel
-from llamaindex_integration.memory_block import StepBackProfileMemoryBlock
-from llamaindex_integration.retriever import (
+from langchain_stepback_profile.extras import require_extra
+
+require_extra("llamaindex", feature="llamaindex_integration")
+
+from llamaindex_integration.langchain_llm import LangChainLLM  # noqa: E402
+from llamaindex_integration.llamaindex_chat_model import LlamaIndexChatModel  # noqa: E402
+from llamaindex_integration.memory_block import StepBackProfileMemoryBlock  # noqa: E402
+from llamaindex_integration.retriever import (  # noqa: E402
     StepBackProfileLlamaIndexRetriever,
     document_to_node,
 )

@@ -10,7 +10,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from llama_index.core.llms import LLM
 from llama_index.core.memory import BaseMemoryBlock
 from llama_index.core.utils import get_tokenizer
 
+from langchain_stepback_profile.aio import off_loop
 from langchain_stepback_profile.chains import render_context
 from langchain_stepback_profile.errors import InvalidArgumentError
 from langchain_stepback_profile.memory import ProfileMemory, RefreshReport, check_user_id
@@ -143,14 +143,21 @@ class StepBackProfileMemoryBlock(BaseMemoryBlock[str]):
             )
         if isinstance(llm, LLM):
             llm = LlamaIndexChatModel(llm=llm)
-        super().__init__(memory=memory, user_ids=users, record_user_id=record, llm=llm, **data)
+        # mypy types super().__init__ by BaseMemoryBlock's own fields, not this class's
+        fields: dict[str, Any] = {
+            "memory": memory,
+            "user_ids": users,
+            "record_user_id": record,
+            "llm": llm,
+        }
+        super().__init__(**fields, **data)
 
     # ----------------------------------------------------------------- reading
     async def _aget(self, messages: list[ChatMessage] | None = None, **block_kwargs: Any) -> str:
         """The profiles and the items most similar to the latest user messages, as text."""
         texts = [_user_text(m) for m in messages or [] if m.role == MessageRole.USER]
         query = "\n".join([t for t in texts if t][-self.retrieval_context_window :])
-        users = await asyncio.to_thread(self.memory.known_users, self.user_ids)
+        users = await off_loop(self.memory.known_users, self.user_ids)
         if not users:
             return ""
         retriever = StepBackProfileRetriever(

@@ -97,6 +97,7 @@ def to_langchain_messages(messages: Sequence[ChatMessage]) -> list[BaseMessage]:
 
 def to_llamaindex_message(message: BaseMessage) -> ChatMessage:
     """One LangChain message as a LlamaIndex message (tool calls become ``ToolCallBlock``s)."""
+    role: MessageRole | None
     if isinstance(message, LangChainChatMessage):
         try:
             role = MessageRole(message.role)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,14 @@ from langchain_stepback_profile import MiniLMEmbeddings, ProfileMemory
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+NOT_RUN = "(not run by the tests)"
+
+
+def python_blocks(text: str) -> list[str]:
+    """The ``python`` code blocks of a docs page, in order, without those whose first line
+    says ``(not run by the tests)``."""
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
+    return [b for b in blocks if NOT_RUN not in b.splitlines()[0]]
 
 
 @pytest.fixture(scope="session")

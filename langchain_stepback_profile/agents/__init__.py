@@ -17,8 +17,12 @@ Example:
     ```
 """
 
-from langchain_stepback_profile.agents.context import UserContext, run_users
-from langchain_stepback_profile.agents.middleware import StepBackProfileMiddleware
-from langchain_stepback_profile.agents.tools import create_profile_tools
+from langchain_stepback_profile.extras import require_extra
+
+require_extra("agents", feature="langchain_stepback_profile.agents")
+
+from langchain_stepback_profile.agents.context import UserContext, run_users  # noqa: E402
+from langchain_stepback_profile.agents.middleware import StepBackProfileMiddleware  # noqa: E402
+from langchain_stepback_profile.agents.tools import create_profile_tools  # noqa: E402
 
 __all__ = ["StepBackProfileMiddleware", "UserContext", "create_profile_tools", "run_users"]

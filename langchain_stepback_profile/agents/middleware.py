@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
@@ -34,6 +33,7 @@ from langgraph.runtime import Runtime
 from typing_extensions import NotRequired
 
 from langchain_stepback_profile.agents.context import known_users, run_users
+from langchain_stepback_profile.aio import off_loop
 from langchain_stepback_profile.chains import render_context
 from langchain_stepback_profile.errors import InvalidArgumentError
 from langchain_stepback_profile.memory import ProfileMemory, RefreshReport, check_k
@@ -201,7 +201,7 @@ class StepBackProfileMiddleware(AgentMiddleware[ProfileAgentState, Any]):
         handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
     ) -> ModelCallResult:
         """Async :meth:`wrap_model_call`."""
-        users = await asyncio.to_thread(known_users, self.memory, self._request_users(request))
+        users = await off_loop(known_users, self.memory, self._request_users(request))
         if not users:
             return await handler(request)
         query = latest_user_text(request.messages)
@@ -251,7 +251,7 @@ class StepBackProfileMiddleware(AgentMiddleware[ProfileAgentState, Any]):
         user, items = self._after(state, runtime)
         if items:
             await self.memory.aadd(user, items)
-        if await asyncio.to_thread(self._refresh_due, user):
+        if await off_loop(self._refresh_due, user):
             self._refreshed(await self.memory.arefresh([user], llm=self.llm, on_error="report"))
 
     def _refreshed(self, report: RefreshReport) -> None:

@@ -14,13 +14,13 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from langchain.tools import ToolRuntime
 from langchain_core.tools import BaseTool, StructuredTool
 
 from langchain_stepback_profile.agents.context import known_users, run_users
+from langchain_stepback_profile.aio import off_loop
 from langchain_stepback_profile.chains import render_context
 from langchain_stepback_profile.memory import ProfileMemory, check_k
 from langchain_stepback_profile.retriever import StepBackProfileRetriever
@@ -66,7 +66,7 @@ def create_profile_tools(memory: ProfileMemory, *, k: int = 4) -> list[BaseTool]
         return render_context(history.invoke(query, user_ids=users)) or NOTHING_STORED
 
     async def asearch_user_history(query: str, runtime: AnyToolRuntime) -> str:
-        users = await asyncio.to_thread(known_users, memory, _users(runtime))
+        users = await off_loop(known_users, memory, _users(runtime))
         if not users:
             return NOTHING_STORED
         return render_context(await history.ainvoke(query, user_ids=users)) or NOTHING_STORED
@@ -78,7 +78,7 @@ def create_profile_tools(memory: ProfileMemory, *, k: int = 4) -> list[BaseTool]
         return render_context(profiles.invoke("", user_ids=users)) or NO_PROFILE
 
     async def aread_user_profile(runtime: AnyToolRuntime) -> str:
-        users = await asyncio.to_thread(known_users, memory, _users(runtime))
+        users = await off_loop(known_users, memory, _users(runtime))
         if not users:
             return NO_PROFILE
         return render_context(await profiles.ainvoke("", user_ids=users)) or NO_PROFILE

@@ -36,7 +36,7 @@ from langchain_stepback_profile.evaluation.tasks import EvalTask
 from langchain_stepback_profile.llms import with_max_tokens
 from langchain_stepback_profile.memory import ProfileMemory
 from langchain_stepback_profile.output_control import control, overlap
-from langchain_stepback_profile.prompting import request
+from langchain_stepback_profile.prompting import PromptStrategy, request
 from langchain_stepback_profile.retriever import StepBackProfileRetriever
 from langchain_stepback_profile.tasks import TaskSpec
 from langchain_stepback_profile.usage import LLMUsage
@@ -218,7 +218,7 @@ def _personalize(
     config: RunnableConfig,
     *,
     users: UsersFn,
-    layout: str,
+    layout: PromptStrategy,
     profiles: bool = True,
     history: bool = True,
     candidates: int | None = None,
@@ -308,7 +308,7 @@ def _is_generation(task: EvalTask) -> bool:
 def _method(
     name: str,
     description: str,
-    layout: str,
+    layout: PromptStrategy,
     users: UsersFn,
     *,
     profiles: bool = True,

@@ -13,17 +13,23 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from rouge_score import rouge_scorer
 
-from langchain_stepback_profile.errors import InvalidArgumentError
+from langchain_stepback_profile.errors import FewItemsWarning, InvalidArgumentError
+from langchain_stepback_profile.extras import require_extra
+
+if TYPE_CHECKING:
+    from rouge_score import rouge_scorer
 
 __all__ = [
+    "MIN_ITEMS",
     "absolute_errors",
     "accuracy",
     "bootstrap_ci",
@@ -60,6 +66,9 @@ def _check_bootstrap(n_resamples: int, confidence: float) -> None:
 # ---------------------------------------------------------------- generation
 @lru_cache(maxsize=1)
 def _scorer() -> rouge_scorer.RougeScorer:
+    require_extra("eval", "rouge_score", feature="ROUGE scoring")
+    from rouge_score import rouge_scorer
+
     return rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True)
 
 
@@ -161,27 +170,112 @@ def rmse(preds: Sequence[float | str | None], golds: Sequence[float | str]) -> f
 
 
 # ---------------------------------------------------------------- bootstrap
-def _resample_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
-    """``n_resamples`` rows of ``n`` item indices drawn with replacement."""
-    return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+MIN_ITEMS = 10
+"""Intervals over fewer items are computed but not meaningful: a nominal 95% bootstrap
+interval covers the true mean only about 70-85% of the time at 5 items and 82-92% at 10 (per-item
+ROUGE-1 and paired differences of earlier runs, docs/benchmarks/text_tools.md). They raise a
+:class:`FewItemsWarning` and reports mark them."""
+
+BOOTSTRAP_METHOD = "BCa"
+"""scipy's bias-corrected and accelerated bootstrap: it adjusts the percentiles for the bias
+and skew of the resampled statistic (per-item ROUGE and paired differences are bounded and
+skewed), for one jackknife pass over the items. On earlier runs' scores its mean coverage is
+closer to the nominal level than the plain percentile interval's at every n tried (5-80 items;
+not for every population), for intervals 0-10% wider. Where it is undefined (no spread among
+the jackknife values) the percentile interval of the same resamples is used."""
 
 
-def _interval(point: float, samples: np.ndarray, confidence: float) -> tuple[float, float, float]:
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(samples, [tail, 1.0 - tail])
-    return float(point), float(low), float(high)
+def _warn_if_few(n: int, confidence: float, stacklevel: int = 3) -> None:
+    if n < MIN_ITEMS:
+        warnings.warn(
+            f"a {confidence:.0%} bootstrap interval over {n} item{'s' if n != 1 else ''} is not "
+            f"meaningful (it needs at least {MIN_ITEMS}); it is reported, marked as such",
+            FewItemsWarning,
+            stacklevel=stacklevel,
+        )
+
+
+@lru_cache(maxsize=1)
+def _rng_keyword() -> str:
+    from scipy import stats
+
+    return "rng" if "rng" in inspect.signature(stats.bootstrap).parameters else "random_state"
+
+
+def _bootstrap(
+    statistic: Callable[..., Any],
+    n: int,
+    *,
+    n_resamples: int,
+    seed: int,
+    confidence: float,
+    vectorized: bool,
+) -> tuple[float, float]:
+    """``(low, high)`` of ``statistic`` over item indices ``0..n-1`` resampled with
+    replacement (scipy's BCa bootstrap, seeded)."""
+    require_extra("eval", "scipy", feature="bootstrap intervals")
+    from scipy import stats
+
+    with warnings.catch_warnings():  # an undefined BCa interval is replaced below
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.bootstrap(
+            (np.arange(n),),
+            statistic,
+            n_resamples=n_resamples,
+            confidence_level=confidence,
+            method=BOOTSTRAP_METHOD,
+            vectorized=vectorized,
+            **{_rng_keyword(): np.random.default_rng(seed)},
+        )
+    low, high = result.confidence_interval
+    if not (math.isfinite(low) and math.isfinite(high)):
+        tail = (1.0 - confidence) / 2.0
+        low, high = np.quantile(result.bootstrap_distribution, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def _constant(values: np.ndarray) -> bool:
+    """All values equal (up to rounding): every resample has the same mean."""
+    return bool(np.ptp(values) <= 1e-12 * max(1.0, float(np.abs(values).max())))
 
 
 def bootstrap_ci(
     per_item: Sequence[float], *, n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95
 ) -> tuple[float, float, float]:
-    """Mean of per-item scores and its percentile-bootstrap interval: ``(mean, low, high)``."""
+    """Mean of per-item scores and its bootstrap interval (BCa, seeded): ``(mean, low, high)``.
+
+    Under :data:`MIN_ITEMS` items the interval is not meaningful: a :class:`FewItemsWarning`
+    says so. Equal values (or one item) give ``(mean, mean, mean)``.
+    """
+    return _mean_ci(per_item, n_resamples=n_resamples, seed=seed, confidence=confidence)
+
+
+def _mean_ci(
+    per_item: Sequence[float] | np.ndarray,
+    *,
+    n_resamples: int,
+    seed: int,
+    confidence: float,
+    stacklevel: int = 4,
+) -> tuple[float, float, float]:
     _check_bootstrap(n_resamples, confidence)
     values = np.asarray(per_item, dtype=float)
     if values.size == 0:
         raise InvalidArgumentError("no per-item scores to bootstrap; pass at least one")
-    means = values[_resample_indices(values.size, n_resamples, seed)].mean(axis=1)
-    return _interval(values.mean(), means, confidence)
+    _warn_if_few(values.size, confidence, stacklevel)
+    mean = float(values.mean())
+    if values.size < 2 or _constant(values):
+        return mean, mean, mean
+    low, high = _bootstrap(
+        lambda idx, axis=-1: values[idx].mean(axis=axis),
+        values.size,
+        n_resamples=n_resamples,
+        seed=seed,
+        confidence=confidence,
+        vectorized=True,
+    )
+    return mean, low, high
 
 
 def bootstrap_metric(
@@ -194,20 +288,31 @@ def bootstrap_metric(
     confidence: float = 0.95,
     **kw: Any,
 ) -> tuple[float, float, float]:
-    """Corpus-level ``fn(preds, golds, **kw)`` and its percentile-bootstrap interval.
+    """Corpus-level ``fn(preds, golds, **kw)`` and its bootstrap interval (BCa, seeded).
 
     Items are resampled with replacement and ``fn`` is recomputed on every resample, so this
-    works for metrics that do not decompose per item (macro-F1, RMSE).
+    works for metrics that do not decompose per item (macro-F1, RMSE). Under
+    :data:`MIN_ITEMS` items a :class:`FewItemsWarning` says the interval is not meaningful.
     """
     _check_bootstrap(n_resamples, confidence)
     _check_pair(preds, golds)
-    samples = np.array(
-        [
-            fn([preds[i] for i in row], [golds[i] for i in row], **kw)
-            for row in _resample_indices(len(preds), n_resamples, seed)
-        ]
+    _warn_if_few(len(preds), confidence)
+    point = float(fn(preds, golds, **kw))
+    if len(preds) < 2:
+        return point, point, point
+
+    def statistic(idx: np.ndarray) -> float:
+        return fn([preds[i] for i in idx], [golds[i] for i in idx], **kw)
+
+    low, high = _bootstrap(
+        statistic,
+        len(preds),
+        n_resamples=n_resamples,
+        seed=seed,
+        confidence=confidence,
+        vectorized=False,
     )
-    return _interval(fn(preds, golds, **kw), samples, confidence)
+    return point, low, high
 
 
 def paired_bootstrap(
@@ -218,10 +323,14 @@ def paired_bootstrap(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> tuple[float, float, float]:
-    """Mean of ``a - b`` over paired items and its bootstrap interval: ``(mean, low, high)``."""
+    """Mean of ``a - b`` over paired items and its bootstrap interval: ``(mean, low, high)``.
+
+    Items are resampled as pairs (the interval of the mean per-item difference), as
+    :func:`bootstrap_ci` does for one method, with the same warning under :data:`MIN_ITEMS`.
+    """
     if len(a) != len(b):
         raise InvalidArgumentError(
             f"a has {len(a)} scores but b has {len(b)}; pass per-item scores on the same items"
         )
     diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    return bootstrap_ci(diff, n_resamples=n_resamples, seed=seed, confidence=confidence)
+    return _mean_ci(diff, n_resamples=n_resamples, seed=seed, confidence=confidence)

@@ -14,21 +14,36 @@ import json
 from pathlib import Path
 from typing import Any
 
+from langchain_stepback_profile.evaluation.metrics import MIN_ITEMS
 from langchain_stepback_profile.evaluation.scoring import EvalReport
+from langchain_stepback_profile.extras import require_extra
 
 HIGHER_IS_BETTER = {"rouge-1": True, "rouge-L": True, "accuracy": True, "macro-F1": True}
 """Direction of each metric (MAE and RMSE: lower is better)."""
 
 
-def _ci(cell: dict[str, float] | None, key: str = "value") -> str:
+NOT_MEANINGFUL = "n/a"
+"""Shown instead of an interval computed over fewer than ``MIN_ITEMS`` items."""
+
+
+def _meaningful(cell: dict[str, Any], few: bool) -> bool:
+    """Reports written before cells carried ``meaningful`` are judged by their item count."""
+    return bool(cell.get("meaningful", not few))
+
+
+def _ci(cell: dict[str, Any] | None, key: str = "value", few: bool = False) -> str:
     if not cell:
         return "-"
+    if not _meaningful(cell, few):
+        return f"{cell[key]:.3f} [{NOT_MEANINGFUL}]"
     return f"{cell[key]:.3f} [{cell['low']:.3f}, {cell['high']:.3f}]"
 
 
-def _signed(cell: dict[str, float] | None) -> str:
+def _signed(cell: dict[str, Any] | None, few: bool = False) -> str:
     if not cell:
         return "-"
+    if not _meaningful(cell, few):
+        return f"{cell['diff']:+.3f} [{NOT_MEANINGFUL}]"
     return f"{cell['diff']:+.3f} [{cell['low']:+.3f}, {cell['high']:+.3f}]"
 
 
@@ -47,6 +62,7 @@ def results_table(report: EvalReport) -> str:
     """Method x metric with 95% CIs, paired differences of the headline metric (to the
     non-personalized row, the calibration baseline and the row's control), and cost."""
     head = _headline(report)
+    few = report.n_items < MIN_ITEMS
     scored = {n: r for n, r in report.rows.items() if "metrics" in r}
     baseline = any("vs_baseline" in r for r in scored.values())
     header = [
@@ -66,10 +82,10 @@ def results_table(report: EvalReport) -> str:
             [
                 name,
                 row["layout"] or "-",
-                *(_ci(row["metrics"].get(m)) for m in report.metrics),
-                _signed(row.get("vs_non_personalized", {}).get(head)),
-                *([_signed(row.get("vs_baseline", {}).get(head))] if baseline else []),
-                f"{_signed(paired)} ({row['compare_to']})" if paired else "-",
+                *(_ci(row["metrics"].get(m), few=few) for m in report.metrics),
+                _signed(row.get("vs_non_personalized", {}).get(head), few),
+                *([_signed(row.get("vs_baseline", {}).get(head), few)] if baseline else []),
+                f"{_signed(paired, few)} ({row['compare_to']})" if paired else "-",
                 f"{row['cost']['llm_calls']:.2f}",
                 f"{row['cost']['seconds']:.2f}",
             ]
@@ -125,11 +141,20 @@ def markdown(report: EvalReport) -> str:
         f"- compute: {report.seconds.get('methods', 0):.0f} s of method runs and "
         f"{report.seconds.get('profiles', 0):.0f} s of profile building (over every call that "
         f"made these results); the last call took {report.seconds.get('this_call', 0):.0f} s",
-        "- 95% CIs: percentile bootstrap over items (1000 resamples); differences are paired "
-        "over the same items. "
+        "- 95% CIs: BCa bootstrap over items (scipy, 1000 resamples, seeded); differences are "
+        "paired over the same items. "
         + ", ".join(
             f"{m}: {'higher' if HIGHER_IS_BETTER.get(m, False) else 'lower'} is better"
             for m in report.metrics
+        ),
+        *(
+            [
+                f"- **intervals not meaningful** ({NOT_MEANINGFUL}): {report.n_items} items, "
+                f"fewer than the {MIN_ITEMS} a bootstrap interval needs; the values are shown, "
+                "their intervals are not"
+            ]
+            if report.n_items < MIN_ITEMS
+            else []
         ),
         "",
         "## Results",
@@ -176,6 +201,7 @@ def _colour(name: str, row: dict[str, Any]) -> str:
 
 
 def _charts(report: EvalReport, out: Path) -> list[Path]:
+    require_extra("eval", "matplotlib", feature="the evaluation charts")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,7 +215,11 @@ def _charts(report: EvalReport, out: Path) -> list[Path]:
     for ax, metric in zip(axes if len(report.metrics) > 1 else [axes], report.metrics, strict=True):
         cells = [rows[n]["metrics"][metric] for n in names]
         values = [c["value"] for c in cells]
-        errors = [[c["value"] - c["low"] for c in cells], [c["high"] - c["value"] for c in cells]]
+        shown = [_meaningful(c, report.n_items < MIN_ITEMS) for c in cells]  # no bar if n/a
+        errors = [
+            [c["value"] - c["low"] if ok else 0.0 for c, ok in zip(cells, shown, strict=True)],
+            [c["high"] - c["value"] if ok else 0.0 for c, ok in zip(cells, shown, strict=True)],
+        ]
         ax.barh(names, values, xerr=errors, color=[_colour(n, rows[n]) for n in names], capsize=3)
         ax.set_xlabel(f"{metric} (95% CI)")
         ax.grid(axis="x", alpha=0.3)

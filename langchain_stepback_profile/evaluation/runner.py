@@ -43,6 +43,7 @@ from langchain_stepback_profile.evaluation.methods import (
 from langchain_stepback_profile.evaluation.report import write_report
 from langchain_stepback_profile.evaluation.scoring import EvalReport, score
 from langchain_stepback_profile.evaluation.tasks import EvalTask, get_eval_task
+from langchain_stepback_profile.extras import require_extra
 from langchain_stepback_profile.memory import ProfileMemory, check_k
 from langchain_stepback_profile.usage import LLMUsage
 
@@ -239,6 +240,7 @@ def run_eval(
                           methods=["non-personalized", "step-back", "shuffled"])
         ```
     """
+    require_extra("eval", feature="the evaluation harness")  # ROUGE, bootstrap, charts
     started = time.perf_counter()
     task = get_eval_task(task)
     k = check_k(k)

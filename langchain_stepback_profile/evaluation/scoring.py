@@ -5,8 +5,11 @@ Example:
     ```python
     report = score(task, items, methods, records)
     report.rows["step-back"]["metrics"]["rouge-1"]
-    # -> {'value': 0.31, 'low': 0.27, 'high': 0.35}
+    # -> {'value': 0.31, 'low': 0.27, 'high': 0.35, 'meaningful': True}
     ```
+
+``meaningful`` is False when fewer than ``metrics.MIN_ITEMS`` items were scored: the interval
+is then reported but says nothing (``report.md`` shows "n/a").
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 from langchain_stepback_profile.evaluation.datasets import EvalItem
 from langchain_stepback_profile.evaluation.methods import Method
 from langchain_stepback_profile.evaluation.metrics import (
+    MIN_ITEMS,
     absolute_errors,
     bootstrap_ci,
     bootstrap_metric,
@@ -69,14 +73,25 @@ class EvalReport:
         return cls(**data)
 
 
-def _interval(values: tuple[float, float, float]) -> dict[str, float]:
+def _interval(values: tuple[float, float, float], n: int) -> dict[str, Any]:
+    """A value and its interval; ``meaningful`` is False under ``MIN_ITEMS`` items."""
     value, low, high = values
-    return {"value": round(value, 4), "low": round(low, 4), "high": round(high, 4)}
+    return {
+        "value": round(value, 4),
+        "low": round(low, 4),
+        "high": round(high, 4),
+        "meaningful": n >= MIN_ITEMS,
+    }
 
 
-def _diff(values: tuple[float, float, float]) -> dict[str, float]:
+def _diff(values: tuple[float, float, float], n: int) -> dict[str, Any]:
     diff, low, high = values
-    return {"diff": round(diff, 4), "low": round(low, 4), "high": round(high, 4)}
+    return {
+        "diff": round(diff, 4),
+        "low": round(low, 4),
+        "high": round(high, 4),
+        "meaningful": n >= MIN_ITEMS,
+    }
 
 
 @dataclass
@@ -84,7 +99,7 @@ class _Scored:
     """One method's per-item scores (for paired differences) and corpus-level metrics."""
 
     per_item: dict[str, list[float]]
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, dict[str, Any]]
     parsed: list[str | None]
 
 
@@ -96,18 +111,19 @@ def _score(
     seed: int,
 ) -> _Scored:
     parsed = [task.parse(o, labels) for o in outputs]
+    n = len(outputs)
     if task.kind == "generation":
         per_item = rouge_scores(list(outputs), list(golds))
-        metrics = {name: _interval(bootstrap_ci(v, seed=seed)) for name, v in per_item.items()}
+        metrics = {name: _interval(bootstrap_ci(v, seed=seed), n) for name, v in per_item.items()}
         return _Scored(per_item, metrics, parsed)
     if task.kind == "classification":
         correct = correct_per_item(parsed, golds)
         return _Scored(
             {"accuracy": correct},
             {
-                "accuracy": _interval(bootstrap_ci(correct, seed=seed)),
+                "accuracy": _interval(bootstrap_ci(correct, seed=seed), n),
                 "macro-F1": _interval(
-                    bootstrap_metric(macro_f1, parsed, list(golds), seed=seed, labels=labels)
+                    bootstrap_metric(macro_f1, parsed, list(golds), seed=seed, labels=labels), n
                 ),
             },
             parsed,
@@ -116,8 +132,8 @@ def _score(
     return _Scored(
         {"MAE": errors},
         {
-            "MAE": _interval(bootstrap_ci(errors, seed=seed)),
-            "RMSE": _interval(bootstrap_metric(rmse, parsed, list(golds), seed=seed)),
+            "MAE": _interval(bootstrap_ci(errors, seed=seed), n),
+            "RMSE": _interval(bootstrap_metric(rmse, parsed, list(golds), seed=seed), n),
         },
         parsed,
     )
@@ -207,7 +223,10 @@ def score(
         ):
             if other in scored and other != method.name:
                 row[key] = {
-                    name: _diff(paired_bootstrap(values, scored[other].per_item[name], seed=seed))
+                    name: _diff(
+                        paired_bootstrap(values, scored[other].per_item[name], seed=seed),
+                        len(values),
+                    )
                     for name, values in scored[method.name].per_item.items()
                 }
     examples = [

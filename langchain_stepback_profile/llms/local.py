@@ -21,7 +21,8 @@ import copy
 import importlib.util
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+import time
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from operator import itemgetter
@@ -42,6 +43,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage, ChatMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import (
     JSON_GBNF,
@@ -50,6 +52,7 @@ from llama_cpp.llama_grammar import (
     json_schema_to_gbnf,
 )
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic.v1 import ValidationError as ValidationErrorV1
 
 from langchain_stepback_profile.cpu import default_threads
 from langchain_stepback_profile.errors import ContextOverflowError, StepBackProfileError
@@ -88,12 +91,25 @@ def default_model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF
 
 
+class LocalModelTimeoutError(StepBackProfileError, TimeoutError):
+    """A :class:`LocalChatModel` call took longer than its ``timeout`` (waiting for the shared
+    model, reading the prompt or generating), on every attempt ``max_retries`` allowed."""
+
+
+def _check_deadline(deadline: float | None, stage: str) -> None:
+    """Raise :class:`LocalModelTimeoutError` once ``deadline`` (``time.monotonic()``) passed."""
+    if deadline is not None and time.monotonic() >= deadline:
+        raise LocalModelTimeoutError(f"the time limit passed while {stage}")
+
+
 _CHUNK = 64
 """Prompts are evaluated in chunks at multiples of this many tokens (speed is the same as one
 batch for this model size: 118 vs 123 tokens/s measured), so a shared prefix can be reused."""
 
 
-def _prime(runtime: _Runtime, llama: llama_cpp.Llama, prompt: list[int]) -> None:
+def _prime(
+    runtime: _Runtime, llama: llama_cpp.Llama, prompt: list[int], deadline: float | None = None
+) -> None:
     """Make the answer to a prompt independent of what the context cache held before.
 
     llama.cpp's results depend slightly on how tokens were batched: the last prompt token
@@ -104,6 +120,9 @@ def _prime(runtime: _Runtime, llama: llama_cpp.Llama, prompt: list[int]) -> None
     alone. What the cache holds is reused only where it was computed the same way: whole
     aligned chunks of the common prefix, or everything when the same head was primed last
     (the candidates of one prompt).
+
+    Past ``deadline`` it stops between chunks with :class:`LocalModelTimeoutError`; the chunks
+    already evaluated stay valid in the cache, so a retry continues from them.
     """
     head = prompt[:-1]
     cached = llama.input_ids[: llama.n_tokens]  # input_ids is the whole token buffer
@@ -116,8 +135,11 @@ def _prime(runtime: _Runtime, llama: llama_cpp.Llama, prompt: list[int]) -> None
         return
     keep = common // _CHUNK * _CHUNK
     llama.n_tokens = keep  # the next eval drops the cache beyond it
+    runtime.primed = keep  # the cache holds whole aligned chunks only, from here on
     for start in range(keep, len(head), _CHUNK):
+        _check_deadline(deadline, "reading the prompt")
         llama.eval(head[start : start + _CHUNK])
+        runtime.primed = llama.n_tokens
     runtime.primed = len(head)
 
 
@@ -263,6 +285,14 @@ class LocalChatModel(BaseChatModel):
         n_ctx: context window in tokens (prompt plus answer).
         n_threads: CPU threads for llama.cpp; default half the usable CPUs (1 to 4), see
             :func:`default_threads`.
+        timeout: seconds one attempt of a call may take, waiting for the model (another call
+            may hold it) included; past it the call raises :class:`LocalModelTimeoutError`.
+            ``None`` (the default) sets no limit.
+        max_retries: how many more attempts a call gets when it timed out before giving any
+            text (while it waited for the model or read the prompt; the prompt tokens already
+            read are kept for the next attempt). A timeout after text was given is raised.
+        streaming: ``invoke`` then generates through ``stream``, so callbacks see every token
+            (``on_llm_new_token``); the answer is the same.
 
     Every sampling setting can also be given per call: ``llm.invoke(msgs, max_tokens=32)``, as
     can ``grammar=`` (GBNF text) to constrain one answer.
@@ -290,6 +320,9 @@ class LocalChatModel(BaseChatModel):
     seed: int | None = Field(default=None, ge=0)
     n_ctx: int = Field(default=2048, ge=16)
     n_threads: int = Field(default_factory=default_threads, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+    max_retries: int = Field(default=0, ge=0)
+    streaming: bool = False
 
     _runtime: _Runtime = PrivateAttr()
 
@@ -335,11 +368,13 @@ class LocalChatModel(BaseChatModel):
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        # The base class reads the model name (a "model" kwarg first, else model_name), the
+        # temperature and max_tokens (call kwargs first) and the call's stop strings.
         params = super()._get_ls_params(stop=stop, **kwargs)
         params["ls_provider"] = "llama-cpp"
-        params["ls_model_name"] = self.model_name
-        params["ls_temperature"] = kwargs.get("temperature", self.temperature)
-        params["ls_max_tokens"] = kwargs.get("max_tokens", self.max_tokens)
+        stops = stop if stop is not None else self.stop
+        if stops:
+            params["ls_stop"] = list(stops)
         return params
 
     # ----------------------------------------------------------------- tokens
@@ -418,13 +453,14 @@ class LocalChatModel(BaseChatModel):
 
         def produce() -> None:
             try:
-                for chunk in self._chunks(messages, stop, cancel, kwargs):
+                for chunk in self._chunks(messages, stop, cancel, kwargs, started):
                     put(chunk)
             except BaseException as err:  # re-raised in the caller's task
                 put(err)
             else:
                 put(None)
 
+        started = time.monotonic()  # the wait for the worker counts against the timeout
         context = contextvars.copy_context()
         self._runtime.executor().submit(context.run, produce)
         try:
@@ -461,11 +497,47 @@ class LocalChatModel(BaseChatModel):
         stop: list[str] | None,
         cancel: threading.Event | None,
         kwargs: dict[str, Any],
+        started: float | None = None,
     ) -> Iterator[ChatGenerationChunk]:
         """The answer as text chunks, then one empty last chunk with usage and finish reason.
 
         ``invoke`` merges these same chunks, so a stream always adds up to the invoke answer.
+        With a ``timeout``, each attempt has that long (the first from ``started``, when the
+        call was made); one that times out before any chunk is retried ``max_retries`` times.
         """
+        attempts = self.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            deadline = None
+            if self.timeout is not None:
+                begin = started if attempt == 1 and started is not None else time.monotonic()
+                deadline = begin + self.timeout
+            given = False
+            try:
+                with contextlib.closing(
+                    self._attempt(messages, stop, cancel, kwargs, deadline)
+                ) as chunks:  # closing this stream early frees the model at once
+                    for chunk in chunks:
+                        given = True
+                        yield chunk
+                return
+            except LocalModelTimeoutError as err:
+                if given or attempt == attempts:
+                    raise LocalModelTimeoutError(
+                        f"{self.model_name} did not answer within timeout={self.timeout} s "
+                        f"({err}; attempt {attempt} of {attempts}): raise timeout=, or "
+                        "max_retries= when other calls keep the model busy"
+                    ) from None
+
+    def _attempt(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        cancel: threading.Event | None,
+        kwargs: dict[str, Any],
+        deadline: float | None,
+    ) -> Generator[ChatGenerationChunk, None, None]:
+        """One attempt of :meth:`_chunks`, raising :class:`LocalModelTimeoutError` past
+        ``deadline``."""
         options = self._options(stop, kwargs)
         if options.max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {options.max_tokens}")
@@ -486,8 +558,11 @@ class LocalChatModel(BaseChatModel):
         stops = (*options.stop, *template_stops)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pending, produced, finish, stopped = "", 0, "length", False
-        with runtime.lock:
-            _prime(runtime, llama, prompt)
+        wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not runtime.lock.acquire(timeout=wait):
+            raise LocalModelTimeoutError("waiting for the model (another call holds it)")
+        try:
+            _prime(runtime, llama, prompt, deadline)
             llama.set_seed(llama_cpp.LLAMA_DEFAULT_SEED if options.seed is None else options.seed)
             tokens = llama.generate(
                 prompt,
@@ -504,6 +579,7 @@ class LocalChatModel(BaseChatModel):
                     if runtime.is_end(token):
                         finish = "stop"
                         break
+                    _check_deadline(deadline, "generating")
                     produced += 1
                     pending += decoder.decode(llama.detokenize([token]))
                     text, pending, stopped = _cut_at_stop(pending, stops)
@@ -513,6 +589,8 @@ class LocalChatModel(BaseChatModel):
                         break
             finally:
                 tokens.close()
+        finally:
+            runtime.lock.release()
         if not stopped:  # flush text held back as a possible stop string or unfinished character
             text, held, stopped = _cut_at_stop(pending + decoder.decode(b"", final=True), stops)
             text = text if stopped else text + held
@@ -539,18 +617,19 @@ class LocalChatModel(BaseChatModel):
         schema: dict[str, Any] | type,
         *,
         include_raw: bool = False,
-        method: Literal["json_schema", "json_mode"] = "json_schema",
+        method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema",
         strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
-        """A runnable answering with an object of ``schema`` (a pydantic class, a TypedDict or a
-        JSON schema dict).
+        """A runnable answering with an object of ``schema`` (a pydantic class, v2 or
+        ``pydantic.v1``, a TypedDict or a JSON schema dict).
 
         Sampling follows a grammar made from the schema (``method="json_schema"``; every
         property is generated, as in OpenAI's strict mode) or any JSON (``"json_mode"``), and
-        the answer is parsed into ``schema``. These calls generate at least
-        ``structured_max_tokens`` tokens. ``strict`` is accepted for compatibility: the output
-        is always grammar-constrained.
+        the answer is parsed into ``schema``. The model has no tool calling, so
+        ``"function_calling"`` gets the schema grammar too: the same guarantee by other means.
+        These calls generate at least ``structured_max_tokens`` tokens. ``strict`` is accepted
+        for compatibility: the output is always grammar-constrained.
 
         Returns:
             A runnable giving the parsed object, or with ``include_raw=True`` a dict
@@ -567,21 +646,29 @@ class LocalChatModel(BaseChatModel):
         """
         if kwargs:
             raise ValueError(f"with_structured_output got unsupported arguments {sorted(kwargs)}")
-        model = schema if isinstance(schema, type) and issubclass(schema, BaseModel) else None
-        json_schema = model.model_json_schema() if model else convert_to_json_schema(schema)
-        if method == "json_schema":
+        model = schema if isinstance(schema, type) and is_basemodel_subclass(schema) else None
+        if model is None:
+            json_schema = convert_to_json_schema(schema)
+        elif issubclass(model, BaseModel):
+            json_schema = model.model_json_schema()
+        else:
+            json_schema = model.schema()  # type: ignore[attr-defined]  # a pydantic.v1 model
+        if method in ("json_schema", "function_calling"):
             gbnf = json_schema_to_gbnf(json.dumps(_require_all(json_schema)))
         elif method == "json_mode":
             gbnf = JSON_GBNF
         else:
             raise ValueError(
-                f"method={method!r} is not supported: use 'json_schema' or 'json_mode' "
-                "(LocalChatModel has no tool calling)"
+                f"method={method!r} is not supported: use 'json_schema', 'function_calling' "
+                "or 'json_mode'"
             )
         llm = self.bind(
             grammar=gbnf,
             max_tokens=max(self.max_tokens, self.structured_max_tokens),
-            ls_structured_output_format={"kwargs": {"method": method}, "schema": schema},
+            ls_structured_output_format={
+                "kwargs": {"method": method, "strict": strict},
+                "schema": schema,
+            },
         )
         title = json_schema.get("title", "JSON object")
         parser = RunnableLambda(
@@ -701,14 +788,18 @@ def _require_all(schema: Any) -> Any:
     return schema
 
 
-def _parse_json(message: BaseMessage, model: type[BaseModel] | None, title: str) -> Any:
+def _parse_json(message: BaseMessage, model: type | None, title: str) -> Any:
     """The answer parsed as JSON (control characters allowed in strings, as the schema grammar
-    permits them) and validated by ``model`` when there is one."""
+    permits them) and validated by ``model`` (a pydantic v2 or v1 class) when there is one."""
     text = message.text
     try:
         data = json.loads(text, strict=False)
-        return model.model_validate(data) if model is not None else data
-    except (json.JSONDecodeError, ValidationError) as err:
+        if model is None:
+            return data
+        if issubclass(model, BaseModel):
+            return model.model_validate(data)
+        return model.parse_obj(data)  # type: ignore[attr-defined]
+    except (json.JSONDecodeError, ValidationError, ValidationErrorV1) as err:
         cut = message.response_metadata.get("finish_reason") == "length"
         hint = (
             " The answer was cut off at the token limit: raise structured_max_tokens."

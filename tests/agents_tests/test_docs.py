@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import types
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, python_blocks
 
 pytestmark = pytest.mark.slow
 
 PAGE = ROOT / "docs" / "agents.md"
-NOT_RUN = "(not run by the tests)"
-
-
-def python_blocks(text: str) -> list[str]:
-    blocks = re.findall(r"^```python\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE)
-    return [b for b in blocks if NOT_RUN not in b.splitlines()[0]]
 
 
 def test_every_example_of_the_agents_page_runs(

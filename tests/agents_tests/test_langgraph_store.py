@@ -3,6 +3,8 @@ rows in per-user namespaces, and an agent whose graph shares the store."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from langchain_stepback_profile import (
     InvalidArgumentError,
     MiniLMEmbeddings,
     ProfileMemory,
+    StepBackProfileRetriever,
     StoreError,
 )
 from langchain_stepback_profile.agents import StepBackProfileMiddleware, UserContext
@@ -155,3 +158,49 @@ def test_an_agent_compiled_with_the_same_store(
     assert PROFILES["alice"].summary in seen_text(model.prompts)
     for text in fingerprints("bob"):
         assert text not in seen_text(model.prompts)
+
+
+class AsyncOnlyStore(InMemoryStore):
+    """A store like an async-only deployment's: once ``async_only`` is set, ``batch`` fails
+    and ``abatch`` records the thread it runs on."""
+
+    async_only: bool = False
+    abatch_threads: list[int]
+
+    def batch(self, ops):  # type: ignore[no-untyped-def]
+        if self.async_only:
+            raise AssertionError("a blocking batch() call inside an async twin")
+        return super().batch(ops)
+
+    async def abatch(self, ops):  # type: ignore[no-untyped-def]
+        self.abatch_threads.append(threading.get_ident())
+        return await super().abatch(ops)
+
+
+def test_async_twins_use_the_stores_async_batch_api(
+    tmp_path: Path, embeddings: MiniLMEmbeddings
+) -> None:
+    graph_store = AsyncOnlyStore()
+    graph_store.abatch_threads = []
+    memory = open_memory(tmp_path / "vectors", graph_store, embeddings)
+    memory.add("alice", HISTORIES["alice"])  # sync: batch()
+    assert graph_store.abatch_threads == []
+    graph_store.async_only = True
+    retriever = StepBackProfileRetriever(memory=memory, k=2)
+
+    async def session() -> list[str]:
+        loop_thread = threading.get_ident()
+        await memory.aadd("bob", HISTORIES["bob"])
+        await memory.aset_profile("alice", PROFILES["alice"])
+        await memory.arefresh(["bob"], strategy="extractive")
+        docs = await retriever.ainvoke(QUERY, user_ids=["alice", "bob"])
+        assert (await memory.aget_profile("bob")) is not None
+        assert await memory.ausers() == ["alice", "bob"]
+        assert (await memory.aforget("bob"))["items"] == 3
+        assert set(graph_store.abatch_threads) == {loop_thread}  # on the caller's loop
+        return [d.page_content for d in docs]
+
+    texts = asyncio.run(session())
+    assert any(PROFILES["alice"].summary in text for text in texts)
+    graph_store.async_only = False
+    assert memory.users() == ["alice"] and len(graph_store.abatch_threads) > 10

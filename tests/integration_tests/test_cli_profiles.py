@@ -92,3 +92,27 @@ def test_profile_commands_refuse_bad_input_with_exit_2(
     assert fragment in err
     with ProfileMemory(store, embeddings=MiniLMEmbeddings()) as after:
         assert [p.version for p in after.profile_versions("Regina Barzilay")] == versions
+
+
+def test_a_custom_schema_profile_shows_exports_and_refuses_builtin_edits(
+    tmp_path: Path, embeddings: MiniLMEmbeddings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.unit_tests.test_distill import ScriptedChat
+    from tests.unit_tests.test_profile_schema import CHATS, CustomerProfile, customer_answer
+
+    store = tmp_path / "customers"
+    llm = ScriptedChat(script=[customer_answer()])
+    with ProfileMemory(store, embeddings=embeddings, profile_schema=CustomerProfile) as memory:
+        memory.add("cust-1", CHATS)
+        memory.refresh(llm=llm, strategy="llm")
+    code, out, _ = run(capsys, "profile", "show", "cust-1", "--store", store)
+    assert code == 0 and "CustomerProfile" in out
+    assert "preferences" in out and "invoices by email" in out and "interests" not in out
+    code, _, err = run(capsys, "profile", "edit", "cust-1", "--summary", "x", "--store", store)
+    assert code == 2 and "profile_schema=CustomerProfile" in err
+    export = tmp_path / "customers.json"
+    assert run(capsys, "profile", "export", "--output", export, "--store", store)[0] == 0
+    data = json.loads(export.read_text())["profiles"]["cust-1"][-1]
+    assert (
+        data["schema_name"] == "CustomerProfile" and data["data"]["contact"]["channel"] == "email"
+    )

@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import ast
 import inspect
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from langchain_stepback_profile import ProfileMemory
+from tests.conftest import python_blocks
 
 pytestmark = pytest.mark.slow
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "llamaindex.md"
 SERVER_IN_DOC = "http://127.0.0.1:8000/v1"
-
-
-def python_blocks(text: str) -> list[str]:
-    return re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
 
 
 async def test_the_five_minute_guide_runs_as_written(

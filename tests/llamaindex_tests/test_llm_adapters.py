@@ -95,6 +95,49 @@ async def test_a_llamaindex_llm_answers_as_a_langchain_chat_model() -> None:
     assert LlamaIndexChatModel(llm=MockLLM(max_tokens=2)).invoke("x").content == "text text"
 
 
+class StreamingLLM(CountingLLM):
+    """CountingLLM's answer streamed in pieces, the token counts on the last response."""
+
+    def stream_chat(self, messages: Any, **kwargs: Any) -> Any:
+        pieces, text = ["Short ans", "wer. ST", "OP and more"], ""
+        for i, piece in enumerate(pieces):
+            text += piece
+            counts = {"prompt_tokens": 11, "completion_tokens": 5} if i == len(pieces) - 1 else {}
+            yield ChatResponse(
+                message=ChatMessage(role="assistant", content=text),
+                delta=piece,
+                additional_kwargs=counts,
+            )
+
+    async def astream_chat(self, messages: Any, **kwargs: Any) -> Any:
+        async def gen() -> Any:
+            for response in self.stream_chat(messages, **kwargs):
+                yield response
+
+        return gen()
+
+
+async def test_a_llamaindex_llm_streams_as_a_langchain_chat_model() -> None:
+    chat = LlamaIndexChatModel(llm=StreamingLLM())
+    chunks = list(chat.stream("hi"))
+    assert [c.content for c in chunks] == ["Short ans", "wer. ST", "OP and more", ""]
+    assert chunks[-1].chunk_position == "last"
+    assert chunks[-1].usage_metadata == {
+        "input_tokens": 11,
+        "output_tokens": 5,
+        "total_tokens": 16,
+    }
+    # a stop string split across pieces ends the stream before it, held-back text included
+    cut = [c.content for c in chat.stream("hi", stop=[" STOP"])]
+    assert "".join(cut) == "Short answer."
+    assert cut[0] == "Short ans"  # given out as it came, up to what may begin the stop
+    acut = [c.content async for c in chat.astream("hi", stop=["STOP"])]
+    assert "".join(acut) == "Short answer. "
+    assert "".join(c.content for c in chat.stream("hi", stop=["ST"])) == "Short answer. "
+    mock = LlamaIndexChatModel(llm=MockLLM(max_tokens=3))
+    assert "".join(str(c.content) for c in mock.stream("x")) == mock.invoke("x").content
+
+
 def test_a_llamaindex_llm_writes_profiles_through_the_core_profiler(
     tmp_path: Path, embeddings: MiniLMEmbeddings
 ) -> None:

@@ -43,6 +43,19 @@ LOOK_ALIKES = st.sampled_from(
 ITEM_IDS = st.sampled_from(["1", "b/c", "c", "p1", "a/b", "x%2F", "#profile"])
 
 
+def look_alike_histories(users: int, items: int) -> st.SearchStrategy[dict]:
+    """2 to ``users`` look-alike users, each with 1 to ``items`` (item id, words) pairs."""
+    pairs = st.tuples(ITEM_IDS, st.sampled_from(["shared words", "own words"]))
+    rows = st.lists(pairs, min_size=1, max_size=items, unique_by=lambda t: t[0])
+    return st.dictionaries(LOOK_ALIKES, rows, min_size=2, max_size=users)
+
+
+def group_queries(users: int, queries: int) -> st.SearchStrategy[list[list[int]]]:
+    """``queries`` groups of 1 to 3 user numbers (taken modulo the store's user count)."""
+    group = st.lists(st.integers(0, users - 1), min_size=1, max_size=3)
+    return st.lists(group, min_size=queries, max_size=queries)
+
+
 def marker(user: str) -> str:
     """A token naming its owner that no other user's marker contains."""
     return f"<<owner:{user.encode().hex()}>>"
@@ -72,15 +85,8 @@ class Recording(BaseChatModel):
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(
-    histories=st.dictionaries(
-        LOOK_ALIKES,
-        st.lists(st.tuples(ITEM_IDS, st.sampled_from(["shared words", "own words"])), min_size=1,
-                 max_size=4, unique_by=lambda t: t[0]),
-        min_size=2,
-        max_size=6,
-    ),
-    groups=st.lists(st.lists(st.integers(0, 5), min_size=1, max_size=3), min_size=QUERIES,
-                    max_size=QUERIES),
+    histories=look_alike_histories(users=6, items=4),
+    groups=group_queries(users=6, queries=QUERIES),
     stranger=LOOK_ALIKES,
     k=st.integers(1, 5),
 )  # fmt: skip

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from langchain_stepback_profile.errors import InvalidArgumentError
+from langchain_stepback_profile.errors import FewItemsWarning, InvalidArgumentError
 from langchain_stepback_profile.evaluation.metrics import (
     absolute_errors,
     accuracy,
@@ -21,6 +22,10 @@ from langchain_stepback_profile.evaluation.metrics import (
     rmse,
     rouge_scores,
 )
+
+# the small hand-made fixtures below check values, not coverage: the warning that their
+# intervals are not meaningful is tested on its own
+pytestmark = pytest.mark.filterwarnings("ignore::langchain_stepback_profile.errors.FewItemsWarning")
 
 
 # ---------------------------------------------------------------- ROUGE
@@ -151,7 +156,7 @@ def test_rating_metrics_refuse_bad_input() -> None:
 
 # ---------------------------------------------------------------- bootstrap
 def test_bootstrap_is_deterministic_given_seed() -> None:
-    values = [0.0, 1.0, 0.5, 0.25, 1.0, 0.0, 0.75]
+    values = [0.0, 1.0, 0.5, 0.25, 1.0, 0.0, 0.75, 0.4, 0.1, 0.9, 0.3]
     assert bootstrap_ci(values, seed=3) == bootstrap_ci(values, seed=3)
     assert bootstrap_ci(values, seed=3) != bootstrap_ci(values, seed=4)
 
@@ -179,8 +184,34 @@ def test_bootstrap_wider_confidence_gives_wider_interval() -> None:
 
 
 def test_bootstrap_one_item_and_constant_items() -> None:
-    assert bootstrap_ci([0.4]) == (0.4, 0.4, 0.4)
-    assert bootstrap_ci([0.7] * 9) == pytest.approx((0.7, 0.7, 0.7))
+    with pytest.warns(FewItemsWarning):
+        assert bootstrap_ci([0.4]) == (0.4, 0.4, 0.4)
+    assert bootstrap_ci([0.7] * 12) == pytest.approx((0.7, 0.7, 0.7))
+    assert bootstrap_ci([0.0] * 50) == (0.0, 0.0, 0.0)  # degenerate: no crash, no NaN
+
+
+def test_few_items_warn_that_the_interval_is_not_meaningful() -> None:
+    with pytest.warns(FewItemsWarning, match="over 3 items is not meaningful"):
+        mean, low, high = bootstrap_ci([0.2, 0.5, 0.9])
+    assert low <= mean <= high
+    with pytest.warns(FewItemsWarning, match="over 3 items"):
+        assert paired_bootstrap([0.5] * 3, [0.5] * 3) == (0.0, 0.0, 0.0)
+    with pytest.warns(FewItemsWarning):
+        bootstrap_metric(mae, [1, 2, 3], [1, 3, 5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FewItemsWarning)
+        bootstrap_ci([0.2, 0.5, 0.9, 0.4] * 3)  # 12 items: no warning
+
+
+def test_bootstrap_metric_without_spread_in_the_jackknife_does_not_crash() -> None:
+    # macro-F1 of 12 items where every leave-one-out value is the same: BCa is undefined,
+    # the percentile interval of the same resamples is given instead
+    labels = ["a", "b"]
+    preds, golds = ["a"] * 12, ["a"] * 12
+    assert (
+        bootstrap_metric(macro_f1, preds, golds, labels=labels)
+        == (macro_f1(preds, golds, labels),) * 3
+    )
 
 
 def test_bootstrap_refuses_bad_arguments() -> None:
@@ -231,3 +262,28 @@ def test_paired_bootstrap() -> None:
         paired_bootstrap([1.0, 2.0, 3.0], [1.0, 2.0])
     with pytest.raises(InvalidArgumentError, match="no per-item scores"):
         paired_bootstrap([], [])
+
+
+def test_a_report_marks_intervals_over_few_items() -> None:
+    from langchain_stepback_profile.evaluation.report import results_table
+    from langchain_stepback_profile.evaluation.scoring import EvalReport
+
+    def report(n: int, meaningful: bool | None) -> EvalReport:
+        cell = {"value": 0.4, "low": 0.4, "high": 0.4}
+        diff = {"diff": 0.0, "low": 0.0, "high": 0.0}
+        if meaningful is not None:
+            cell["meaningful"] = diff["meaningful"] = meaningful
+        row = {
+            "layout": "paper",
+            "compare_to": None,
+            "metrics": {"rouge-1": cell},
+            "vs_non_personalized": {"rouge-1": diff},
+            "cost": {"llm_calls": 1.0, "seconds": 0.1},
+        }
+        return EvalReport("LaMP-5", "generation", ["rouge-1"], n, [], {"step-back": row})
+
+    few = results_table(report(3, False))
+    assert "0.400 [n/a]" in few and "+0.000 [n/a]" in few
+    assert "+0.000 [+0.000, +0.000]" not in few
+    assert "0.400 [n/a]" in results_table(report(3, None))  # an older report: by its item count
+    assert "0.400 [0.400, 0.400]" in results_table(report(40, True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from langchain_stepback_profile.evidence import (
     characteristic_forms,
     claim_support,
-    extract_evidence,
+    content_stems,
     style_stats,
 )
 from langchain_stepback_profile.history import HistoryItem
@@ -45,19 +45,23 @@ def test_claim_support_counts_words_found_in_history() -> None:
     assert "the of" not in support  # no content words: nothing to check
 
 
-def test_extract_evidence_ranks_recurring_terms(embeddings) -> None:
+def test_claim_support_compares_stems_not_prefixes() -> None:
     items = [
-        HistoryItem(id=str(i), text=text, input=text, output=title)
-        for i, (title, text) in enumerate(
-            [
-                ("Parsing with Neural Networks", "We improve dependency parsing with a parser."),
-                ("Fast Dependency Parsing", "A fast dependency parsing algorithm for parsers."),
-                ("Parsing Tweets", "Dependency parsing of tweets is hard for a parser."),
-            ]
-        )
+        HistoryItem(id="1", text="A general theory of admissions at the University of Leeds"),
+        HistoryItem(id="2", text="Transfer of parsers across treebanks"),
     ]
-    evidence = extract_evidence(items, embeddings)
-    assert "dependency parsing" in evidence.phrases
-    assert "parsing" not in evidence.keywords  # already inside a chosen phrase
-    assert len(evidence.representative) == 3
-    assert evidence.style.median_words == 3.0
+    support = claim_support(
+        ["generative universes", "generative transformers", "transferring treebank parsers"],
+        items,
+    )
+    # 'generative' is not 'general' (a five-letter prefix made both 'gener'); Snowball still
+    # stems 'universes' and 'University' alike, so half the words are found
+    assert support["generative universes"] == 0.5
+    assert support["generative transformers"] == 0.0
+    assert support["transferring treebank parsers"] == 1.0  # inflections still meet
+
+
+def test_content_stems_meet_inflections() -> None:
+    assert content_stems("translating networks") == content_stems("translation network")
+    assert content_stems("embeddings") == content_stems("embedding") == {"embed"}
+    assert content_stems("the of and") == set()

@@ -11,7 +11,7 @@ import faiss
 import numpy as np
 import pytest
 
-from langchain_stepback_profile import HistoryIndex, MiniLMEmbeddings, StoreError
+from langchain_stepback_profile import HistoryIndex, StoreError
 from langchain_stepback_profile.index import atomic_write_bytes, seal, user_key
 
 DIM = 8
@@ -55,15 +55,6 @@ def test_scores_equal_dot_products_of_unit_vectors(index: HistoryIndex) -> None:
     assert [vid for vid, _ in hits] == [100 + int(i) for i in order]
     assert [s for _, s in hits] == pytest.approx(expected[order].tolist(), abs=1e-5)
     assert all(a >= b for (_, a), (_, b) in itertools.pairwise(hits))
-
-
-def test_real_minilm_vectors(tmp_path: Path, embeddings: MiniLMEmbeddings) -> None:
-    texts = ["neural machine translation", "protein folding", "football world cup final"]
-    real = HistoryIndex(tmp_path / "real", dim=embeddings.dimension)
-    real.add("alice", [1, 2, 3], embeddings.encode(texts))
-    hits = real.search("alice", embeddings.encode(["translating text with neural networks"])[0], 3)
-    assert hits[0][0] == 1
-    assert -1.0 <= hits[-1][1] <= hits[0][1] <= 1.0 + 1e-5
 
 
 def test_k_larger_than_size_returns_everything(index: HistoryIndex) -> None:

@@ -124,6 +124,43 @@ def test_grounding_is_the_share_of_content_words_the_input_holds() -> None:
 
     abstract = "We translate low-resource languages with back-translation and attention."
     assert grounding("Back-Translation for Low-Resource Languages", abstract) == 1.0
-    assert grounding("Languages of the Moon", abstract) == 0.5  # langu yes, moon no
+    assert grounding("Languages of the Moon", abstract) == 0.5  # languag yes, moon no
     assert grounding("The", abstract) == 0.0  # no content word at all
     assert grounding("", abstract) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Works on parsing, e.g. of tweets. Writes short titles!",
+            ["Works on parsing, e.g. of tweets.", "Writes short titles!"],
+        ),
+        (
+            "Builds on Vaswani et al. (2017) for NMT. Dr. Chen uses BLEU, i.e. n-gram overlap.",
+            [
+                "Builds on Vaswani et al. (2017) for NMT.",
+                "Dr. Chen uses BLEU, i.e. n-gram overlap.",
+            ],
+        ),
+        (
+            "Accuracy rose to 93.5 percent. Code is at https://github.com/x/repo. Thanks!",
+            ["Accuracy rose to 93.5 percent.", "Code is at https://github.com/x/repo.", "Thanks!"],
+        ),
+        ("Is it solved? No.", ["Is it solved?", "No."]),
+        ("", []),
+        ("   ", []),
+    ],
+)
+def test_sentences_are_not_cut_at_abbreviations(text: str, expected: list[str]) -> None:
+    from langchain_stepback_profile.output_control import sentences
+
+    assert sentences(text) == expected
+
+
+def test_the_sentence_segmenter_is_built_once() -> None:
+    from langchain_stepback_profile import output_control
+
+    output_control.sentences("One. Two.")
+    assert output_control._segmenter() is output_control._segmenter()
+    assert output_control._segmenter.cache_info().currsize == 1

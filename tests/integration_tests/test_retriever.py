@@ -17,6 +17,8 @@ from langchain_stepback_profile import (
 )
 from langchain_stepback_profile.retriever import document_id
 
+pytestmark = pytest.mark.slow
+
 HISTORIES = {
     "alice": [
         {

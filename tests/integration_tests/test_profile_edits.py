@@ -13,8 +13,9 @@ from langchain_stepback_profile import (
     ProfileDraft,
     ProfileMemory,
 )
+from tests.unit_tests.test_distill import ScriptedChat
 
-from .test_distill import ScriptedChat
+pytestmark = pytest.mark.slow
 
 PAPERS = [
     {

@@ -1,15 +1,19 @@
 """LocalChatModel with the real SmolLM2-135M-Instruct GGUF (no mocks): generation, streaming,
-concurrency, token counting, chat template, structured output and errors."""
+concurrency, token counting, chat template, structured output, time limits and errors."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import copy
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import AIMessage, ChatMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel
@@ -18,6 +22,7 @@ from langchain_stepback_profile import ProfileDraft, StepBackProfiler
 from langchain_stepback_profile.distill import model_id
 from langchain_stepback_profile.llms import (
     LocalChatModel,
+    LocalModelTimeoutError,
     ModelFileNotFoundError,
     default_chat_model,
 )
@@ -263,7 +268,16 @@ def test_bad_arguments_are_rejected(llm: LocalChatModel) -> None:
     with pytest.raises(TypeError, match="unsupported arguments"):
         llm.invoke("hi", max_token=3)
     with pytest.raises(ValueError, match="method="):
-        llm.with_structured_output(City, method="function_calling")  # type: ignore[arg-type]
+        llm.with_structured_output(City, method="tool_use")  # type: ignore[arg-type]
+
+
+def test_function_calling_structured_output_uses_the_schema_grammar(llm: LocalChatModel) -> None:
+    def grammar(method: str) -> str:
+        return llm.with_structured_output(City, method=method).first.kwargs["grammar"]
+
+    assert grammar("function_calling") == grammar("json_schema") != grammar("json_mode")
+    city = llm.with_structured_output(City, method="function_calling").invoke("Paris?")
+    assert isinstance(city, City)
 
 
 def test_schema_grammar_requires_every_field_even_oddly_named_ones() -> None:
@@ -298,3 +312,59 @@ def test_a_shared_prefix_is_reused_without_changing_the_answer(llm: LocalChatMod
     after_first = llm.invoke(second).content  # evaluated on the first prompt's prefix
     llm._runtime.llama().reset()
     assert llm.invoke(second).content == after_first  # the same as from an empty cache
+
+
+# ----------------------------------------------------------------- time limits and retries
+def test_a_call_that_waits_past_its_timeout_raises(llm: LocalChatModel) -> None:
+    timed = llm.model_copy(update={"timeout": 0.3})  # shares the loaded model and its lock
+    waiting = pytest.raises(LocalModelTimeoutError, match="waiting for the model")
+    with llm._runtime.lock, waiting as raised:  # another call holds the model
+        timed.invoke(PROMPTS[3])
+    assert isinstance(raised.value, TimeoutError)
+    assert "attempt 1 of 1" in str(raised.value)
+    assert llm.invoke(PROMPTS[3]).content  # the model is free again
+
+
+def test_a_timed_out_wait_is_retried_until_the_model_is_free(llm: LocalChatModel) -> None:
+    expected = llm.invoke(PROMPTS[3]).content  # and the prompt is cached for the retry
+    timed = llm.model_copy(update={"timeout": 3.0, "max_retries": 2})
+    llm._runtime.lock.acquire()
+    threading.Timer(4.0, llm._runtime.lock.release).start()
+    start = time.monotonic()
+    assert timed.invoke(PROMPTS[3]).content == expected
+    assert time.monotonic() - start >= 4.0  # the first attempt timed out waiting
+
+
+async def test_an_async_call_counts_its_wait_against_the_timeout(llm: LocalChatModel) -> None:
+    timed = llm.model_copy(update={"timeout": 0.3})
+    with llm._runtime.lock, pytest.raises(LocalModelTimeoutError):
+        await timed.ainvoke(PROMPTS[3])
+    assert (await timed.ainvoke(PROMPTS[3])).content
+
+
+def test_a_timeout_after_text_was_given_is_raised_not_retried(llm: LocalChatModel) -> None:
+    prompt = "Write a long story about a cat."  # SmolLM2 goes on well past 200 tokens
+    llm.invoke(prompt, max_tokens=1)  # the prompt is read: text comes at once below
+    timed = llm.model_copy(update={"timeout": 1.0, "max_retries": 2, "max_tokens": 200})
+    given: list[str] = []
+    with pytest.raises(LocalModelTimeoutError, match="attempt 1 of 3"):
+        for chunk in timed.stream(prompt):
+            given.append(str(chunk.content))
+    assert "".join(given).strip()
+    assert llm.invoke(PROMPTS[3]).content  # the model was freed
+
+
+def test_streaming_gives_the_callbacks_every_token(llm: LocalChatModel) -> None:
+    class Tokens(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.tokens: list[str] = []
+
+        def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+            self.tokens.append(token)
+
+    plain, streamed = Tokens(), Tokens()
+    answer = llm.invoke(PROMPTS[3], config={"callbacks": [plain]})
+    streaming = llm.model_copy(update={"streaming": True})
+    assert streaming.invoke(PROMPTS[3], config={"callbacks": [streamed]}).content == answer.content
+    assert plain.tokens == []
+    assert len(streamed.tokens) > 1 and "".join(streamed.tokens) == answer.content
