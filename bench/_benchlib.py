@@ -283,3 +283,57 @@ def machine_md(info: dict[str, Any]) -> str:
         f"numpy {v.get('numpy')}, SQLite {info.get('sqlite')}; torch threads "
         f"{info.get('torch_threads')}, faiss OpenMP threads {info.get('faiss_omp_threads')}."
     )
+
+
+# --------------------------------------------------------------------------- precision variants
+PRECISION_VARIANTS = ("fp32", "bf16", "int8")
+
+
+def precision_embedders(names: Sequence[str], log: Progress | None = None) -> dict[str, Any]:
+    """One loaded ``MiniLMEmbeddings(precision=name)`` per variant, fp32 first (the reference)."""
+    from langchain_stepback_profile import MiniLMEmbeddings
+
+    out: dict[str, Any] = {}
+    for name in ["fp32", *(n for n in names if n != "fp32")]:
+        if log:
+            log(f"loading MiniLM precision={name}")
+        emb = MiniLMEmbeddings(precision=name)  # type: ignore[arg-type]
+        emb.encode(["warm up"])
+        out[name] = emb
+    return out
+
+
+def paper_texts(papers: list[dict]) -> list[str]:
+    """The texts the library embeds for these papers (title + abstract, as HistoryItem.text)."""
+    return [item.text for item in template_items(papers)]
+
+
+def precision_quality(
+    embedders: dict[str, Any], queries: list[str], docs: list[str], log: Progress | None = None
+) -> dict[str, Any]:
+    """Each variant against fp32 on real texts: top-10 neighbour overlap (the variant's queries
+    against the variant's documents vs fp32 against fp32) and cosines of the same text's
+    vectors (queries and documents), with the time each variant took to embed the documents."""
+    from dataclasses import asdict
+
+    from langchain_stepback_profile.precision import vector_quality
+
+    vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    seconds: dict[str, float] = {}
+    for name, emb in embedders.items():
+        if log:
+            log(f"quality: embedding {len(queries)} queries + {len(docs)} documents with {name}")
+        t = time.perf_counter()
+        d = emb.encode(docs)
+        seconds[name] = time.perf_counter() - t
+        vectors[name] = (emb.encode(queries), d)
+    ref_q, ref_d = vectors["fp32"]
+    out: dict[str, Any] = {}
+    for name, (q, d) in vectors.items():
+        quality = vector_quality(ref_q, ref_d, q, d)
+        out[name] = {
+            **asdict(quality),
+            "holds_bar": quality.holds(),
+            "docs_items_per_s": round(len(docs) / seconds[name], 2),
+        }
+    return {"queries": len(queries), "documents": len(docs), "variants": out}

@@ -16,9 +16,14 @@ profile (``memory.set_profile``). Each store is closed and reopened before it is
 so the first touch of a user (index load + reconciliation + profile read) is measured
 as a new process would pay it.
 
+At the largest one-user store the query encoder's precision variants (``MiniLMEmbeddings(
+precision=...)``: fp32, bf16, int8) run side by side, query by query, and their quality
+against fp32 is measured on real queries and papers (top-10 neighbour overlap, cosines).
+
 Usage:
-    .venv/bin/python bench/retrieval_latency.py            # full run (~10-15 min on 2 cores)
-    .venv/bin/python bench/retrieval_latency.py --quick    # smoke run (~1 min)
+    .venv/bin/python bench/retrieval_latency.py            # full run (~15-20 min on 2 cores)
+    .venv/bin/python bench/retrieval_latency.py --quick    # smoke run (~2 min)
+    .venv/bin/python bench/retrieval_latency.py --only 100k  # one store size
 """
 
 from __future__ import annotations
@@ -116,7 +121,9 @@ def build_store(
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     fill = profile = 0.0
-    with ProfileMemory(path, embeddings=emb) as memory:
+    # flat at every size: this benchmark compares it with a bare IndexFlatIP (the store
+    # remembers the kind when it is reopened); flat vs HNSW is bench/ann_index.py
+    with ProfileMemory(path, embeddings=emb, index="flat") as memory:
         dim = emb.dimension
         step = max(1, sc.users // 10)
         for u in range(sc.users):
@@ -284,6 +291,7 @@ def run_scenario(
     args: argparse.Namespace,
     log: bl.Progress,
     extra_variants: bool,
+    embedders: dict[str, Any],
 ) -> dict[str, Any]:
     from langchain_stepback_profile import ProfileMemory, StepBackProfileRetriever
 
@@ -372,6 +380,10 @@ def run_scenario(
             result["variant_threads"] = threads_variant(
                 retriever, emb, memory, plan[: args.variant_queries], log, sc
             )
+            if embedders:
+                result["variant_precision"] = precision_variant(
+                    retriever, memory, embedders, plan[: args.precision_queries], log, sc
+                )
             if not args.no_cprofile:
                 n = min(len(plan), args.cprofile_queries)
                 log(f"{sc.name}: cProfile over {n} end-to-end queries")
@@ -386,6 +398,46 @@ def run_scenario(
         if not args.keep:
             shutil.rmtree(path, ignore_errors=True)
     return result
+
+
+def precision_variant(
+    retriever: Any,
+    memory: Any,
+    embedders: dict[str, Any],
+    plan: Sequence[tuple[str, str]],
+    log: bl.Progress,
+    sc: Scenario,
+) -> dict[str, Any]:
+    """What-if: the query encoder's precision, interleaved query by query (rotating order).
+
+    The memory's embedder is swapped for each call (a benchmark-only shortcut: the store's
+    embedding-id check would refuse an int8 embedder on open).
+    """
+    names = list(embedders)
+    runs: dict[str, dict[str, list[float]]] = {name: {} for name in names}
+    shipped = memory.embeddings
+    try:
+        for i, item in enumerate(plan):
+            for name in names[i % len(names) :] + names[: i % len(names)]:
+                memory.embeddings = embedders[name]
+                parts, _ = e2e_loop(retriever, embedders[name], memory, [item], keep_vectors=False)
+                for key, values in parts.items():
+                    runs[name].setdefault(key, []).extend(values)
+    finally:
+        memory.embeddings = shipped
+    out: dict[str, Any] = {
+        "queries": len(plan),
+        "variants": {name: summarize(parts) for name, parts in runs.items()},
+    }
+    log(
+        f"{sc.name}: precision e2e p50/p99 ms: "
+        + "; ".join(
+            f"{n} {s['total']['p50']:.1f}/{s['total']['p99']:.1f} "
+            f"(embedding {s['embedding']['p50']:.1f}/{s['embedding']['p99']:.1f})"
+            for n, s in out["variants"].items()
+        )
+    )
+    return out
 
 
 def set_search_threads(memory: Any, threads: int | None) -> None:
@@ -493,6 +545,11 @@ def evaluate(results: dict[str, Any], scenarios: list[Scenario]) -> dict[str, An
             "p99_embedding_alone_ms": e["embedding"]["p99"],
             "met": e["total"]["p99"] <= TARGET_P99_MS_100K,
         }
+        vp = results[big.name].get("variant_precision")
+        if vp:
+            targets["p99_at_100k_le_25ms"]["p99_ms_by_precision_interleaved"] = {
+                n: s["total"]["p99"] for n, s in vp["variants"].items()
+            }
     small = next((s for s in scenarios if s.users == 1), None)
     multi = next((s for s in scenarios if s.users > 1), None)
     if small and multi and small.items_per_user == multi.items_per_user:
@@ -663,6 +720,7 @@ def markdown(payload: dict[str, Any]) -> str:
             f"{k} = {v}" for k, v in t.items() if k not in ("target", "met") and v is not None
         )
         lines.append(f"- **{key}** — {t['target']}: **{verdict}**. {detail}")
+    lines += precision_markdown(payload)
     for name, r in res.items():
         v = r.get("variant_threads")
         if v:
@@ -746,6 +804,68 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def precision_markdown(payload: dict[str, Any]) -> list[str]:
+    """The precision section: quality against fp32 beside the interleaved timings."""
+    quality = payload.get("precision_quality")
+    auto = payload["auto_precision"]
+    choice = auto.get("choice") or {}
+    lines = [
+        "",
+        "## Query encoder precision",
+        "",
+        f"`MiniLMEmbeddings()` (precision='auto') runs **{auto['variant']}** here"
+        + (f": {choice['reason']}." if choice.get("reason") else "."),
+    ]
+    if not quality:
+        return lines
+    for name, r in payload["results"].items():
+        v = r.get("variant_precision")
+        if not v:
+            continue
+        ref = v["variants"]["fp32"]
+        rows = []
+        for variant, st in v["variants"].items():
+            q = quality["variants"][variant]
+            rows.append(
+                [
+                    variant,
+                    "yes" if q["holds_bar"] else "**no**",
+                    f"{q['top10_overlap_mean']:.4f} / {q['top10_overlap_min']:.2f}",
+                    f"{q['cosine_min']:.5f} / {q['cosine_mean']:.5f}",
+                    f"{st['total']['p50']:.1f} / {st['total']['p99']:.1f}",
+                    f"{st['embedding']['p50']:.1f} / {st['embedding']['p99']:.1f}",
+                    f"{st['without_embedding']['p50']:.2f} / {st['without_embedding']['p99']:.2f}",
+                    f"{st['total']['p50'] / ref['total']['p50']:.2f} / "
+                    f"{st['total']['p99'] / ref['total']['p99']:.2f}",
+                ]
+            )
+        lines += [
+            "",
+            f"At {name}: {v['queries']} end-to-end queries per variant, the variants interleaved "
+            "query by query (rotating order) on the same store. Quality against fp32 on "
+            f"{quality['queries']} real LaMP-5-like abstracts as queries and "
+            f"{quality['documents']:,} real papers (title + abstract) as documents: top-10 "
+            "overlap = share of fp32's top-10 papers the variant finds (mean / worst query); "
+            "cosine = the same text's vectors, queries and papers (worst / mean). The bar: "
+            "overlap >= 0.98 and worst cosine >= 0.995.",
+            "",
+            bl.md_table(
+                [
+                    "precision",
+                    "within the bar",
+                    "top-10 overlap mean / min",
+                    "cosine min / mean",
+                    "e2e p50 / p99 ms",
+                    "embedding p50 / p99",
+                    "without embedding p50 / p99",
+                    "e2e vs fp32 p50 / p99",
+                ],
+                rows,
+            ),
+        ]
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -770,12 +890,44 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         default=None,
         help="queries of the thread what-if at the largest one-user store (default 150; quick 10)",
     )
+    parser.add_argument(
+        "--precisions",
+        default=",".join(bl.PRECISION_VARIANTS),
+        help="encoder precisions compared at the largest one-user store ('' = none)",
+    )
+    parser.add_argument(
+        "--precision-queries", type=int, default=None, help="default 150 (quick 10)"
+    )
+    parser.add_argument(
+        "--quality-queries",
+        type=int,
+        default=None,
+        help="real queries of the precision quality check (default 300; quick 10)",
+    )
+    parser.add_argument(
+        "--quality-docs",
+        type=int,
+        default=None,
+        help="papers of the precision quality check (default all 1,305; quick 40)",
+    )
+    parser.add_argument(
+        "--only", default=None, help="comma-separated store names to run (e.g. 100k)"
+    )
     args = parser.parse_args(argv)
     args.queries = args.queries or (20 if args.quick else 300)
     args.warmup = args.warmup if args.warmup is not None else (3 if args.quick else 20)
     args.cprofile_queries = args.cprofile_queries or (10 if args.quick else 60)
     args.variant_queries = args.variant_queries or (10 if args.quick else 150)
+    args.precision_queries = args.precision_queries or (10 if args.quick else 150)
+    args.quality_queries = args.quality_queries or (10 if args.quick else 300)
+    args.quality_docs = args.quality_docs or (40 if args.quick else None)
+    precisions = [p for p in args.precisions.split(",") if p]
     scenarios = QUICK if args.quick else FULL
+    if args.only:
+        wanted = args.only.split(",")
+        scenarios = [s for s in scenarios if s.name in wanted]
+        if not scenarios:
+            raise SystemExit(f"--only {args.only}: no such store")
     log = bl.Progress()
     t_start = time.perf_counter()
 
@@ -786,17 +938,39 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     queries = bl.lamp5_queries(questions)
     if args.warmup + args.queries > len(queries):
         raise SystemExit(f"at most {len(queries)} distinct queries: lower --queries/--warmup")
-    log("loading MiniLM")
+    log("loading MiniLM (precision='auto', the default)")
     emb = MiniLMEmbeddings()
     emb.encode(["warm up"])
+    log(f"precision='auto' runs {emb.variant}")
     machine = bl.machine_info()
+    embedders = bl.precision_embedders(precisions, log) if precisions else {}
+    quality = (
+        bl.precision_quality(
+            embedders,
+            queries[: args.quality_queries],
+            bl.paper_texts(bl.lamp5_papers(questions))[: args.quality_docs],
+            log,
+        )
+        if embedders
+        else None
+    )
     workdir = Path(tempfile.mkdtemp(prefix="stepback-bench-", dir=args.workdir))
     results: dict[str, Any] = {}
-    largest_single = max((s for s in scenarios if s.users == 1), key=lambda s: s.items_per_user)
+    largest_single = max(
+        (s for s in scenarios if s.users == 1), key=lambda s: s.items_per_user, default=None
+    )
     try:
         for sc in scenarios:
             results[sc.name] = run_scenario(
-                sc, workdir, emb, templates, queries, args, log, extra_variants=sc is largest_single
+                sc,
+                workdir,
+                emb,
+                templates,
+                queries,
+                args,
+                log,
+                extra_variants=sc is largest_single,
+                embedders=embedders,
             )
     finally:
         if not args.keep:
@@ -814,8 +988,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 "random unit vectors (bulk-filled); items are real LaMP-5-like title+abstract rows"
             ),
             "queries_from": str(bl.LAMP5),
+            "precisions": precisions,
         },
         "machine": machine,
+        "auto_precision": {
+            "variant": emb.variant,
+            "choice": emb.precision_choice.to_json() if emb.precision_choice else None,
+        },
+        "precision_quality": quality,
         "results": results,
         "targets": evaluate(results, scenarios),
         "wall_s": round(time.perf_counter() - t_start, 1),

@@ -1,5 +1,6 @@
 """Personalized LCEL chains: retrieved profiles and history rendered into one prompt, one LLM call
-(three answers to choose from with a small model).
+(three answers to choose from with a small model); or, for a group, each author's proposal and
+the first author's merge (``group_mode="two_stage"``).
 
 Example:
     ```python
@@ -14,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnableParallel
 
 from langchain_stepback_profile.errors import InvalidArgumentError
@@ -31,19 +32,30 @@ from langchain_stepback_profile.prompting import (
     format_profiles,
     is_small_model,
     render_context,
+    request,
     resolve_strategy,
 )
 from langchain_stepback_profile.tasks import TaskSpec, get_task
 
 __all__ = [
+    "GROUP_MODES",
+    "GroupMode",
     "Personalizer",
+    "TwoStage",
     "build_messages",
     "create_personalized_chain",
     "format_history",
     "format_profiles",
+    "merge_prompt",
     "prompt_sources",
     "render_context",
+    "split_by_author",
 ]
+
+GroupMode = Literal["concat", "two_stage"]
+GROUP_MODES: tuple[str, ...] = get_args(GroupMode)
+"""How a group's answer is written: ``concat`` (every author's profile and history in one
+prompt, in author order) or ``two_stage`` (each author proposes, the first author merges)."""
 
 
 def _input_text(value: Any) -> str:
@@ -274,6 +286,160 @@ class Personalizer:
         return self._check(AIMessage(text), text, docs, None)
 
 
+def split_by_author(docs: Sequence[Document]) -> list[list[Document]]:
+    """The retrieved documents grouped by user, in author order (their ``position``).
+
+    Example:
+        >>> docs = [Document("b", metadata={"user_id": "bob", "position": 1}),
+        ...         Document("a", metadata={"user_id": "ada", "position": 0})]
+        >>> [[d.page_content for d in group] for group in split_by_author(docs)]
+        [['a'], ['b']]
+    """
+    groups: dict[str, list[Document]] = {}
+    order: dict[str, int] = {}
+    for n, d in enumerate(docs):
+        user = str(d.metadata.get("user_id", ""))
+        groups.setdefault(user, []).append(d)
+        order.setdefault(user, int(d.metadata.get("position", n)))
+    return [groups[user] for user in sorted(groups, key=order.__getitem__)]
+
+
+def merge_prompt(text: str, task: TaskSpec, proposals: Sequence[str]) -> list[BaseMessage]:
+    """The second stage of the two-stage scheme: the authors' proposals, then the request,
+    for the first author to merge.
+
+    Example:
+        >>> print(merge_prompt("We parse.", get_task("scholarly_title"), ["A", "B"])[0].content)
+        Titles proposed by the authors, first author first:
+        1. A
+        2. B
+        <BLANKLINE>
+        Generate a title for the following abstract of a paper: We parse.
+        <BLANKLINE>
+        As the first author, write the final title from the proposals. Write only the title.
+    """
+    listed = "\n".join(f"{n}. {p}" for n, p in enumerate(proposals, start=1))
+    return [
+        HumanMessage(
+            f"{task.output_name.capitalize()}s proposed by the authors, first author first:\n"
+            f"{listed}\n\n{request(text, task)}\n\nAs the first author, write the final "
+            f"{task.output_name} from the proposals. Write only the {task.output_name}."
+        )
+    ]
+
+
+class TwoStage:
+    """The authors' code's group scheme: each author proposes an answer from their own
+    profile and history (one :class:`Personalizer` run each, in author order), then the first
+    author merges the proposals (one more call). Their own proposal stands when the merge is
+    unusable; a single author's proposal is the answer (no merge).
+
+    Cost: ``n_authors + 1`` LLM calls for a group of two or more (one answer per proposal
+    unless ``candidates`` says more; output control adds one call for a proposal whose every
+    answer it rejects), against one for ``concat``.
+
+    Example:
+        ```python
+        step = TwoStage(llm, get_task("scholarly_title"), prompt_layout="few_shot")
+        step.run("We study...", docs)["control"]["proposals"]   # one per author
+        ```
+    """
+
+    def __init__(
+        self,
+        llm: BaseChatModel,
+        task: TaskSpec,
+        *,
+        prompt_layout: PromptStrategy = "auto",
+        control: bool = True,
+        candidates: int | None = None,
+    ) -> None:
+        self.llm = llm
+        self.task = task
+        self.control = control
+        self.proposer = Personalizer(
+            llm,
+            task,
+            prompt_layout=prompt_layout,
+            control=control,
+            candidates=1 if candidates is None else candidates,
+        )
+
+    def _merge_model(self, lead: Sequence[Document]) -> tuple[Runnable, float | None]:
+        words = None if self.task.rewrite or not self.control else typical_words(lead)
+        return (with_max_tokens(self.llm, int(words * 3) + 16) if words else self.llm), words
+
+    def _result(
+        self,
+        docs: Sequence[Document],
+        proposals: Sequence[dict[str, Any]],
+        messages: list[BaseMessage],
+        answer: Any,
+        words: float | None,
+    ) -> dict[str, Any]:
+        raw = answer.content if isinstance(answer.content, str) else str(answer.content)
+        merged = (
+            control(raw, typical_words=words) if self.control else Controlled(raw.strip(), "ok")
+        )
+        usable = merged.verdict == "ok" and bool(merged.text.strip())
+        calls = sum(p["control"]["llm_calls"] for p in proposals) + 1
+        return {
+            "output": merged.text if usable else proposals[0]["output"],
+            "documents": list(docs),
+            "messages": messages,
+            "control": {
+                "layout": "two_stage",
+                "group_mode": "two_stage",
+                "proposal_layout": self.proposer.layout,
+                "proposals": [p["output"] for p in proposals],
+                "candidates": self.proposer.candidates,
+                "chosen": None,
+                "verdicts": [
+                    *(v for p in proposals for v in p["control"]["verdicts"]),
+                    merged.verdict,
+                ],
+                "actions": merged.actions,
+                "fallback": not usable,
+                "llm_calls": calls,
+            },
+        }
+
+    def _single(self, result: dict[str, Any]) -> dict[str, Any]:
+        control_ = {**result["control"], "group_mode": "two_stage", "proposals": [result["output"]]}
+        return {**result, "control": control_}
+
+    def run(
+        self, text: str, docs: Sequence[Document], config: RunnableConfig | None = None
+    ) -> dict[str, Any]:
+        groups = split_by_author(docs) or [[]]
+        proposals = [self.proposer.run(text, group, config) for group in groups]
+        if len(proposals) == 1:
+            return self._single(proposals[0])
+        messages = merge_prompt(text, self.task, [p["output"] for p in proposals])
+        model, words = self._merge_model(groups[0])
+        return self._result(docs, proposals, messages, model.invoke(messages, config), words)
+
+    async def arun(
+        self, text: str, docs: Sequence[Document], config: RunnableConfig | None = None
+    ) -> dict[str, Any]:
+        groups = split_by_author(docs) or [[]]
+        proposals = await asyncio.gather(*(self.proposer.arun(text, g, config) for g in groups))
+        if len(proposals) == 1:
+            return self._single(proposals[0])
+        messages = merge_prompt(text, self.task, [p["output"] for p in proposals])
+        model, words = self._merge_model(groups[0])
+        answer = await model.ainvoke(messages, config)
+        return self._result(docs, proposals, messages, answer, words)
+
+
+def _group_mode(group_mode: Any) -> GroupMode:
+    if group_mode not in GROUP_MODES:
+        raise InvalidArgumentError(
+            f"unknown group_mode {group_mode!r}; use one of {list(GROUP_MODES)}"
+        )
+    return group_mode
+
+
 def create_personalized_chain(
     llm: BaseChatModel,
     retriever: Runnable[str, list[Document]],
@@ -284,6 +450,7 @@ def create_personalized_chain(
     candidates: int | None = None,
     return_context: bool = False,
     strategy: PromptStrategy | None = None,
+    group_mode: GroupMode = "concat",
 ) -> Runnable:
     """A chain ``input -> personalized output``: one LLM call per query (three with a small
     model in the few-shot layout; one more when output control rejects every answer).
@@ -296,6 +463,11 @@ def create_personalized_chain(
     ``control`` turns output control on (cleaning, length from the lead author's profile,
     chat/copy detection, word forms for rewriting tasks);
     ``candidates`` is how many answers to draw and choose from (see :class:`Personalizer`).
+    ``group_mode`` says how a group of users is served: ``"concat"`` (default) puts every
+    author's profile and history in one prompt, in author order (the paper's concatenation);
+    ``"two_stage"`` has each author propose from their own profile and history and the first
+    author merge the proposals (:class:`TwoStage`: ``n_authors + 1`` LLM calls; one answer
+    per proposal unless ``candidates`` is given).
     With ``return_context=True`` the chain returns ``{"output", "documents", "messages",
     "control"}``.
 
@@ -305,7 +477,8 @@ def create_personalized_chain(
         chain.invoke({"input": "so tired today"}, config={"configurable": {"user_ids": ["u1"]}})
         ```
     """
-    step = Personalizer(
+    step_type = TwoStage if _group_mode(group_mode) == "two_stage" else Personalizer
+    step = step_type(
         llm,
         get_task(task),
         prompt_layout=_layout(prompt_layout, strategy),

@@ -24,6 +24,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "eval": ("rouge_score", "matplotlib", "scipy"),
     "agents": ("langchain", "langgraph"),
     "llamaindex": ("llama_index",),
+    "postgres": ("psycopg", "psycopg_pool", "pgvector"),
 }
 """The extras features check for, each with the top-level modules of its packages
 (``server`` and ``all`` add nothing the package imports itself)."""

@@ -20,6 +20,7 @@ import difflib
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
@@ -65,11 +66,24 @@ from langchain_stepback_profile.history import (
     history_hash,
     to_history_items,
 )
-from langchain_stepback_profile.index import HistoryIndex
+from langchain_stepback_profile.index import (
+    HNSW_EF_SEARCH,
+    INDEX_KINDS,
+    HistoryIndex,
+    IndexKind,
+    check_ef_search,
+    check_index_kind,
+)
 from langchain_stepback_profile.locking import LOCK_NAME, FolderLock
 from langchain_stepback_profile.profile import UserProfile
 from langchain_stepback_profile.profile_schema import ProfileSchema
-from langchain_stepback_profile.store import STORE_FORMAT, ProfileStore, SQLiteProfileStore
+from langchain_stepback_profile.store import (
+    STORE_FORMAT,
+    ProfileStore,
+    SQLiteProfileStore,
+    VectorProfileStore,
+    is_store_url,
+)
 from langchain_stepback_profile.tasks import TaskSpec, get_task
 
 logger = logging.getLogger(__name__)
@@ -78,6 +92,7 @@ RawItem = str | Mapping[str, Any] | HistoryItem | Document | BaseMessage
 OnError = Literal["raise", "report"]
 PROFILES_FORMAT = "stepback-profile-profiles/1"
 _BUILD_ATTEMPTS = 5  # saves that find a newer profile stored by another process
+_ADD_ATTEMPTS = 5  # adds that find items another process stored since they were planned
 _DB_NAME = "store.sqlite3"
 _INDEX_DIR = "indexes"
 
@@ -214,11 +229,36 @@ def check_k(k: Any) -> int:
     return int(k)
 
 
+def _url_to_open(path: str | Path, store: ProfileStore | None) -> str | None:
+    """The PostgreSQL URL the memory opens a store on (``path`` is one and no store is given),
+    else ``None``; a URL with a store that keeps its vectors in a folder is refused."""
+    if not is_store_url(path):
+        return None
+    if store is not None and not isinstance(store, VectorProfileStore):
+        raise InvalidArgumentError(
+            f"a URL names a database, but the given {type(store).__name__} keeps its vectors "
+            "in a folder: pass a folder path, or pass the URL alone (or with a "
+            "PostgresProfileStore)"
+        )
+    return str(path) if store is None else None
+
+
+def _open_url(url: str) -> ProfileStore:
+    from langchain_stepback_profile.postgres_store import PostgresProfileStore
+
+    return PostgresProfileStore(url)
+
+
 class ProfileMemory:
-    """Users' histories (SQLite + one FAISS index per user) and their step-back profiles.
+    """Users' histories (SQLite + one FAISS index per user, or one PostgreSQL database) and
+    their step-back profiles.
 
     Args:
-        path: folder of the store; created if missing, reopened if it exists.
+        path: folder of the store; created if missing, reopened if it exists. Or a PostgreSQL
+            URL (``postgresql://user:password@host:5432/db``, the ``[postgres]`` extra): the
+            items, their vectors and the profiles then live in that database, shared by every
+            process that opens it, with no local folder (see
+            :class:`~langchain_stepback_profile.postgres_store.PostgresProfileStore`).
         embeddings: any LangChain ``Embeddings``; default all-MiniLM-L6-v2 (offline, the
             ``[local]`` extra: without it, pass embeddings). A store remembers its embedding
             model and refuses to open with another.
@@ -227,7 +267,11 @@ class ProfileMemory:
             ``[local]`` extra).
         task: what the histories are (see :mod:`~langchain_stepback_profile.tasks`); a task
             name is remembered by the store and used when it is reopened without one.
-        store: a :class:`ProfileStore` to use instead of the SQLite file in ``path``.
+        store: a :class:`ProfileStore` to use instead of the SQLite file in ``path``. A store
+            that holds the vectors itself (a
+            :class:`~langchain_stepback_profile.store.VectorProfileStore` such as
+            ``PostgresProfileStore``) is searched directly: ``path`` is then not used as a
+            folder, nothing is written to the disk.
         profile_strategy: how profiles are written: ``"llm"`` (the paper's step-back profile),
             ``"hybrid"`` (the LLM writes from extractive evidence, one short call per user)
             or ``"extractive"`` (no LLM); see :class:`StepBackProfiler`. Default: the one
@@ -240,6 +284,12 @@ class ProfileMemory:
             store remembers the schema's name and refuses to refresh with another one unless
             it is given explicitly (a change rebuilds the profiles).
         instructions: added to every profile prompt, with either schema.
+        index: the kind of each user's FAISS index: ``"auto"`` (exact ``flat`` search up to
+            50,000 items in a user's history, ``hnsw`` past it), ``"flat"`` or ``"hnsw"``
+            (approximate, about 1 ms at a million items; see docs/usage.md). The store
+            remembers the choice; default: the stored one, else ``"auto"``.
+        ef_search: HNSW ``efSearch`` of this process's searches (higher: better recall,
+            slower); default 256.
 
     Example:
         ```python
@@ -261,13 +311,22 @@ class ProfileMemory:
         profile_strategy: ProfileStrategy | None = None,
         profile_schema: type[BaseModel] | None = None,
         instructions: str | None = None,
+        index: IndexKind | None = None,
+        ef_search: int | None = None,
     ) -> None:
+        self._index_kind: IndexKind | None = None if index is None else check_index_kind(index)
+        self._ef_search = HNSW_EF_SEARCH if ef_search is None else check_ef_search(ef_search)
         self.schema = ProfileSchema.of(profile_schema, instructions)
         self._schema_given = profile_schema is not None or instructions is not None
-        self.path = Path(path)
-        self._check_folder(_DB_NAME if store is None else _INDEX_DIR)
+        url = _url_to_open(path, store)
+        # a store that holds the vectors itself: no folder, no index files
+        in_store = url is not None or isinstance(store, VectorProfileStore)
+        self.path: Path | None = None if in_store else Path(path)
+        if self.path is not None:
+            self._check_folder(_DB_NAME if store is None else _INDEX_DIR)
         self.embeddings = embeddings or MiniLMEmbeddings()  # no [local] extra: refused here
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self.path is not None:
+            self.path.mkdir(parents=True, exist_ok=True)
         self.llm = _chat_model(llm)
         if task is not None:
             get_task(task)  # an unknown name is refused before the store remembers it
@@ -275,17 +334,31 @@ class ProfileMemory:
         self.profiler_options = dict(profiler_options or {})
         self.profile_strategy = profile_strategy
         self._strategy_given = profile_strategy
-        self._lock = FolderLock(self.path)  # every write, across threads and processes
+        # every write, across threads and processes (a vector store's own transactions and
+        # locks serialise the processes)
+        self._lock: AbstractContextManager[object] = (
+            FolderLock(self.path) if self.path is not None else threading.RLock()
+        )
         self._build_locks: dict[str, threading.Lock] = {}
         with self._lock:
-            self.store = store or SQLiteProfileStore(self.path / _DB_NAME)
+            self.store = store or (
+                _open_url(url) if url else SQLiteProfileStore(self._folder() / _DB_NAME)
+            )
+            vector_store = self.store if isinstance(self.store, VectorProfileStore) else None
+            self._vector_store = vector_store
+            self._where = vector_store.location if vector_store else str(self.path)
             self._profiles: dict[str, UserProfile] = {}
             self._embedding_id = embedding_id(self.embeddings)
             self._index: HistoryIndex | None = None
             self._checked: set[str] = set()
             self._repairs = 0
-            self._token = self.store.change_token()
-            self._open_meta()
+            try:
+                self._token = self.store.change_token()
+                self._open_meta()
+            except BaseException:
+                if store is None:  # opened here: not left open behind a failed constructor
+                    self.store.close()
+                raise
             if self._index is not None:
                 self._index.remove_leftovers()
 
@@ -293,21 +366,27 @@ class ProfileMemory:
     def _check_folder(self, marker: str) -> None:
         """Refuse a file, or a non-empty folder without ``marker`` (the SQLite file, or with
         another store the index folder, which is then all the folder holds)."""
-        if self.path.exists() and not self.path.is_dir():
-            raise StoreError(f"{self.path} is a file, not a store folder; pass a folder path")
-        held = self.path.is_dir() and any(p.name != LOCK_NAME for p in self.path.iterdir())
-        if held and not (self.path / marker).exists():
+        folder = self._folder()
+        if folder.exists() and not folder.is_dir():
+            raise StoreError(f"{folder} is a file, not a store folder; pass a folder path")
+        held = folder.is_dir() and any(p.name != LOCK_NAME for p in folder.iterdir())
+        if held and not (folder / marker).exists():
             raise StoreError(
-                f"{self.path} is not empty and holds no {marker}: it is not a stepback-profile "
+                f"{folder} is not empty and holds no {marker}: it is not a stepback-profile "
                 "store; pass a new or empty folder, or the folder of an existing store"
             )
+
+    def _folder(self) -> Path:
+        """The store folder (a store that holds the vectors itself has none)."""
+        assert self.path is not None, "a vector store keeps no folder"
+        return self.path
 
     def _open_meta(self) -> None:
         fmt = self.store.get_meta("format")
         if fmt is None:
             if self.store.users():
-                raise StoreError(f"{self.path} has data but no format marker; it is not a store")
-            if any((self.path / _INDEX_DIR).glob("*.faiss")):
+                raise StoreError(f"{self._where} has data but no format marker; it is not a store")
+            if self.path is not None and any((self.path / _INDEX_DIR).glob("*.faiss")):
                 raise StoreError(
                     f"the store at {self.path} holds index files but its database is empty "
                     f"(an emptied or replaced {_DB_NAME}?): its users' items are gone from it; "
@@ -315,11 +394,13 @@ class ProfileMemory:
                 )
             self.store.set_meta("format", STORE_FORMAT)
         elif fmt != STORE_FORMAT:
-            raise StoreError(f"{self.path} is a store of format {fmt!r}, expected {STORE_FORMAT!r}")
+            raise StoreError(
+                f"{self._where} is a store of format {fmt!r}, expected {STORE_FORMAT!r}"
+            )
         stored = self.store.get_meta("embedding_id")
         if stored is not None and stored != self._embedding_id:
             raise StoreError(
-                f"the store at {self.path} was built with embeddings {stored!r}, but this "
+                f"the store at {self._where} was built with embeddings {stored!r}, but this "
                 f"ProfileMemory uses {self._embedding_id!r}; open it with the same embeddings "
                 "or use a new path (vectors of two models cannot be mixed)"
             )
@@ -330,14 +411,29 @@ class ProfileMemory:
         if self.profile_strategy is None:  # the strategy profiles were last built with
             recorded = self.store.get_meta("profile_strategy")  # by _remember_strategy
             self.profile_strategy = cast("ProfileStrategy | None", recorded) or "auto"
+        if self._index_kind is not None:  # remembered, like the task
+            self.store.set_meta("index_kind", self._index_kind)
+        else:
+            stored = self.store.get_meta("index_kind") or "auto"
+            if stored not in INDEX_KINDS:
+                raise StoreError(
+                    f"the store at {self._where} records an unknown index kind {stored!r}"
+                )
+            self._index_kind = cast("IndexKind", stored)
         self._open_stored_index()
+
+    def _new_index(self, dim: int) -> HistoryIndex:
+        kind = self._index_kind or "auto"
+        return HistoryIndex(self._folder() / _INDEX_DIR, dim, kind=kind, ef_search=self._ef_search)
 
     def _open_stored_index(self) -> None:
         """Open the index folder once the store has recorded a dimension (this process may not
         have written any vector yet)."""
+        if self._vector_store is not None:
+            return  # its vectors are searched where they are stored
         dim = self.store.get_meta("dimension")
         if self._index is None and dim is not None:
-            self._index = HistoryIndex(self.path / _INDEX_DIR, int(dim))
+            self._index = self._new_index(int(dim))
 
     def _index_for(self, vectors: np.ndarray | None = None) -> HistoryIndex:
         """The index, created on first use with the embedding dimension."""
@@ -347,17 +443,21 @@ class ProfileMemory:
             )
             self.store.set_meta("embedding_id", self._embedding_id)
             self.store.set_meta("dimension", str(dim))
-            self._index = HistoryIndex(self.path / _INDEX_DIR, dim)
+            self._index = self._new_index(dim)
         elif vectors is not None:
             self._check_dimension(vectors.shape[1])
         return self._index
 
     def _check_dimension(self, dim: int) -> None:
         """Vectors of another dimension than the store's are refused, never mixed in."""
-        if self._index is not None and dim != self._index.dim:
+        if self._vector_store is not None:
+            stored = self._vector_store.dimension
+        else:
+            stored = self._index.dim if self._index is not None else None
+        if stored is not None and dim != stored:
             raise StoreError(
                 f"the embeddings return vectors of dimension {dim} but the store at "
-                f"{self.path} holds dimension {self._index.dim}; use the store's embedding model"
+                f"{self._where} holds dimension {stored}; use the store's embedding model"
             )
 
     def _sync(self) -> None:
@@ -429,6 +529,8 @@ class ProfileMemory:
         with self._lock:
             self._sync()
             users = self.store.users()
+            if self._vector_store is not None:
+                return {u: self._fill_vectors(self._vector_store, u) for u in users}
             if self._index is not None:
                 self._index.remove_leftovers()
                 self._index.remove_orphans(users)
@@ -491,13 +593,18 @@ class ProfileMemory:
         Everything is validated before anything is written.
         """
         plans: dict[str, tuple[list[str], list[HistoryItem]]] = {}
+        given: dict[str, list[HistoryItem]] = {}
         with self._lock:
             self._sync()  # what other processes committed before this write
             for user_id, raw in histories.items():
                 check_user_id(user_id)
-                plans[user_id] = self._plan_add(user_id, to_history_items(raw))
+                given[user_id] = to_history_items(raw)
+                plans[user_id] = self._plan_add(user_id, given[user_id])
             new = [(u, item) for u, (_, fresh) in plans.items() for item in fresh]
-            if new:
+            if new and self._vector_store is not None:
+                vectors = self._encode([item.text for _, item in new], show_progress)
+                self._add_with_vectors(self._vector_store, plans, given, new, vectors)
+            elif new:
                 vectors = self._encode([item.text for _, item in new], show_progress)
                 index = self._index_for(vectors)
                 offset = 0
@@ -566,6 +673,57 @@ class ProfileMemory:
             ids.append(item.id)
         return ids, fresh
 
+    def _add_with_vectors(
+        self,
+        store: VectorProfileStore,
+        plans: dict[str, tuple[list[str], list[HistoryItem]]],
+        given: Mapping[str, list[HistoryItem]],
+        new: list[tuple[str, HistoryItem]],
+        vectors: np.ndarray,
+    ) -> None:
+        """Store each user's new items with their vectors (one transaction per user). A batch
+        that meets items another process stored since it was planned is planned again
+        against them (``plans`` is updated), so concurrent adds of the same items agree."""
+        self._check_dimension(vectors.shape[1])
+        if store.dimension is None:  # the first vectors fix the store's model and dimension
+            self.store.set_meta("embedding_id", self._embedding_id)
+            self.store.set_meta("dimension", str(vectors.shape[1]))
+            store.bind_dimension(vectors.shape[1])
+        row_of = {(u, item.content_hash): vectors[n] for n, (u, item) in enumerate(new)}
+        for user_id, (_, fresh) in list(plans.items()):
+            for attempt in range(_ADD_ATTEMPTS):
+                if not fresh:
+                    break
+                missing = [i for i in fresh if (user_id, i.content_hash) not in row_of]
+                if missing:  # removed by another process since the plan, and added again
+                    again = encode_texts(self.embeddings, [i.text for i in missing])
+                    row_of.update(
+                        ((user_id, i.content_hash), v) for i, v in zip(missing, again, strict=True)
+                    )
+                rows = np.stack([row_of[(user_id, i.content_hash)] for i in fresh])
+                try:
+                    store.add_items(user_id, fresh, vectors=rows)
+                    break
+                except DuplicateItemError:
+                    if attempt == _ADD_ATTEMPTS - 1:
+                        raise
+                    plans[user_id] = self._plan_add(user_id, given[user_id])
+                    fresh = plans[user_id][1]
+
+    def _fill_vectors(self, store: VectorProfileStore, user_id: str) -> str:
+        """Embed the user's items that were stored without a vector; ``"repaired"`` if any."""
+        vids = store.vids_without_vectors(user_id)
+        todo = store.items_by_vid(user_id, vids)
+        if not todo:
+            return "ok"
+        self.store.verify()
+        logger.warning("%d items of user %r had no vector; embedding them", len(todo), user_id)
+        vectors = encode_texts(self.embeddings, [i.text for i in todo.values()])
+        self._check_dimension(vectors.shape[1])
+        store.set_vectors(user_id, list(todo), vectors)
+        self._repairs += 1
+        return "repaired"
+
     async def aadd(self, user_id: str, items: Iterable[RawItem] | RawItem) -> list[str]:
         """Async :meth:`add` (embedding runs in a worker thread)."""
         return await off_loop(self.add, user_id, items)
@@ -581,6 +739,8 @@ class ProfileMemory:
             )
         with self._lock:
             self._sync()
+            if self._vector_store is not None:  # each vector goes with its row
+                return len(self.store.remove_items(user_id, list(item_ids)))
             index = self._user_index(user_id)
             found, _ = self.store.lookup(user_id, list(item_ids), [])
             # vectors first: a crash before the rows go leaves rows whose vectors are embedded
@@ -609,6 +769,10 @@ class ProfileMemory:
         self._check_dimension(vector.shape[0])
         results: dict[str, list[SearchResult]] = {}
         for user_id in users:
+            if self._vector_store is not None:  # exact, over this user's rows only
+                rows = self._vector_store.search(user_id, vector, k)
+                results[user_id] = [SearchResult(s.item, score, user_id) for s, score in rows]
+                continue
             hits = self._user_index(user_id).search(user_id, vector, k)
             found = self.store.items_by_vid(user_id, [vid for vid, _ in hits])
             if len(found) < len(hits):  # the index holds vectors the store does not: check it
@@ -1041,6 +1205,8 @@ class ProfileMemory:
                 vectors = self._index.count(user_id)
                 self._index.delete(user_id)
             report = self.store.delete_user(user_id)
+            if self._vector_store is not None:
+                vectors = report.items  # each item's row held its vector
             self._profiles.pop(user_id, None)
             self._checked.discard(user_id)
         return {

@@ -19,10 +19,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from langchain_stepback_profile.errors import ProfileVersionConflictError, StoreError
 from langchain_stepback_profile.history import HistoryItem
 from langchain_stepback_profile.profile import UserProfile
+
+if TYPE_CHECKING:  # numpy loads with the stores that use vectors, not with this module
+    import numpy as np
 
 STORE_FORMAT = "stepback-profile-store/1"
 
@@ -145,6 +150,74 @@ class ProfileStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
+
+
+class VectorProfileStore(ProfileStore):
+    """A store that keeps each item's vector in the item's own row and searches them itself
+    (:class:`~langchain_stepback_profile.postgres_store.PostgresProfileStore`).
+
+    :class:`~langchain_stepback_profile.memory.ProfileMemory` then keeps no index files: it
+    hands the vectors to :meth:`add_items` and each search to :meth:`search`, so every process
+    that opens the same store searches the same vectors. Scores are inner products of unit
+    vectors (cosine), as in :class:`~langchain_stepback_profile.index.HistoryIndex`.
+    """
+
+    location: str
+    """Where the store is, for messages (never with a password)."""
+
+    @property
+    @abstractmethod
+    def dimension(self) -> int | None:
+        """The dimension of the store's vectors, ``None`` until the first vector is stored."""
+
+    @abstractmethod
+    def bind_dimension(self, dim: int) -> None:
+        """Fix the dimension of the store's vectors (a store of another one raises
+        :class:`StoreError`)."""
+
+    @abstractmethod
+    def add_items(
+        self, user_id: str, items: Sequence[HistoryItem], vectors: np.ndarray | None = None
+    ) -> list[int]:
+        """Store new items, each with its row of ``vectors`` (shape ``(len(items), dim)``),
+        in one transaction; returns their vector ids, in order."""
+
+    @abstractmethod
+    def search(self, user_id: str, vector: np.ndarray, k: int) -> list[tuple[StoredItem, float]]:
+        """The user's k items whose vectors have the largest inner product with ``vector``,
+        best first, with that score; items without a vector are left out."""
+
+    @abstractmethod
+    def vids_without_vectors(self, user_id: str) -> list[int]:
+        """The vector ids of the user's items stored without a vector."""
+
+    @abstractmethod
+    def set_vectors(self, user_id: str, vids: Sequence[int], vectors: np.ndarray) -> None:
+        """Store the vectors of the user's items with these vector ids."""
+
+
+def is_store_url(value: object) -> bool:
+    """True for a PostgreSQL URL (``postgresql://...``), which names a store instead of a folder.
+
+    Example:
+        >>> is_store_url("postgresql://app@db:5432/profiles"), is_store_url("./profiles")
+        (True, False)
+    """
+    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, for messages.
+
+    Example:
+        >>> mask_url("postgresql://app:secret@db:5432/profiles")
+        'postgresql://app:***@db:5432/profiles'
+    """
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
 _SCHEMA = """

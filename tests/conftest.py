@@ -11,6 +11,8 @@ import pytest
 
 from langchain_stepback_profile import MiniLMEmbeddings, ProfileMemory
 
+from .postgres import PostgresServer
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 NOT_RUN = "(not run by the tests)"
@@ -104,3 +106,29 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One private PostgreSQL 16 + pgvector server (``pgserver``) for the session: a unix
+    socket in a temporary folder, no TCP port; stopped and deleted at the end. The folder is
+    not under pytest's own temporary root, which other pytest sessions make private to root
+    while the server (run as its own system user when the tests run as root) needs to reach it."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="stepback-pg-"))
+    server = PostgresServer(folder / "pgdata")
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a new, empty database of its own for this test, dropped after it."""
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop_database(url)

@@ -30,6 +30,7 @@ from langchain_stepback_profile.errors import (
     InvalidArgumentError,
     ProfileBuildError,
 )
+from langchain_stepback_profile.evaluation.tasks import ATTRIBUTION
 from langchain_stepback_profile.extras import require_extra
 from langchain_stepback_profile.history import history_hash
 from langchain_stepback_profile.loaders import detect_format, load_histories, read_json
@@ -41,7 +42,7 @@ def cmd_ingest(session: Session, args: argparse.Namespace) -> None:
     """Read a history file and add every item to its user's history."""
     fmt = args.format or detect_format(args.file)
     histories = load_histories(args.file, fmt=fmt, user=args.user)  # all validated here
-    created = _first_missing(session.store)
+    created = _first_missing(session.store) if isinstance(session.store, Path) else None
     try:
         memory = session.memory(create=True, record_task=True)
         before = {u: memory.store.count_items(u) for u in histories}
@@ -59,7 +60,7 @@ def cmd_ingest(session: Session, args: argparse.Namespace) -> None:
     result = {
         "file": str(args.file),
         "format": fmt,
-        "store": str(session.store),
+        "store": session.where,
         "users": len(histories),
         "items_read": read,
         "items_added": added,
@@ -69,7 +70,7 @@ def cmd_ingest(session: Session, args: argparse.Namespace) -> None:
     if session.json:
         session.emit(result)
         return
-    session.console.print(Text(f"Ingested {args.file} ({fmt}) into {session.store}", style="bold"))
+    session.console.print(Text(f"Ingested {args.file} ({fmt}) into {session.where}", style="bold"))
     print_pairs(
         session.console,
         [
@@ -133,7 +134,7 @@ def cmd_profile_show(session: Session, args: argparse.Namespace) -> None:
     if profile is None:
         raise InvalidArgumentError(
             f"user {args.user!r} has no profile yet; build it with: {PROG} profile build "
-            f"--users {args.user!r} --store {session.store}"
+            f"--users {args.user!r} --store {session.where}"
         )
     if session.json:
         session.emit(profile.model_dump(mode="json"))
@@ -235,6 +236,7 @@ def cmd_query(session: Session, args: argparse.Namespace) -> None:
         control=not args.no_control,
         candidates=args.candidates,
         return_context=True,
+        group_mode=args.group_mode,
     )
     usage = LLMUsage()
     result = chain.invoke(text, config={"callbacks": [usage]})
@@ -305,6 +307,8 @@ def cmd_query(session: Session, args: argparse.Namespace) -> None:
                 style="dim",
             )
         )
+        for n, proposal in enumerate(control.get("proposals") or [], start=1):
+            console.print(Text(f"  Proposal of author {n}: {clip(proposal, 90)}", style="dim"))
         console.print(Text("Output:", style="bold"))
     console.print(Text(output))
     calls = usage.calls
@@ -343,10 +347,10 @@ def cmd_users(session: Session, args: argparse.Namespace) -> None:
             }
         )
     if session.json:
-        session.emit({"store": str(session.store), "users": rows})
+        session.emit({"store": session.where, "users": rows})
         return
     if not rows:
-        session.console.print(Text(f"no users in {session.store}"))
+        session.console.print(Text(f"no users in {session.where}"))
         return
     print_table(
         session.console,
@@ -364,11 +368,25 @@ def cmd_eval(session: Session, args: argparse.Namespace) -> None:
     from langchain_stepback_profile.evaluation import run_eval
     from langchain_stepback_profile.evaluation.report import results_table
 
-    llm = session.llm()
-    # deterministic runs; temperature is a field of most chat models, not of BaseChatModel
-    if "temperature" in type(llm).model_fields and getattr(llm, "temperature", 0) != 0:
-        llm = llm.model_copy(update={"temperature": 0.0})
     out = args.out or Path("eval-out") / args.task
+    if args.judge and args.task == ATTRIBUTION:
+        raise InvalidArgumentError(
+            f"--judge compares generated outputs; --task {ATTRIBUTION} has none"
+        )
+    if (
+        args.judge
+        and args.judge_methods
+        and (len(args.judge_methods) != 2 or not set(args.judge_methods) <= set(args.methods or []))
+        and args.methods
+    ):
+        raise InvalidArgumentError(
+            f"--judge-methods names two of --methods ({', '.join(args.methods)}), got "
+            f"{', '.join(args.judge_methods)}"
+        )
+    if args.task == ATTRIBUTION:
+        _attribution(session, args, out)
+        return
+    llm = _deterministic(session.llm())
     report = run_eval(
         args.task,
         args.data,
@@ -382,14 +400,68 @@ def cmd_eval(session: Session, args: argparse.Namespace) -> None:
         seed=args.seed,
         profile_strategy=args.profile_strategy,
     )
+    verdict = _judge(session, args, out, report.config["methods"]) if args.judge else None
     if session.json:
-        session.emit(report.to_dict())
+        session.emit({**report.to_dict(), **({"judge": verdict.to_dict()} if verdict else {})})
         return
     session.console.print(
         Text(f"{report.task}: {report.n_items} items, {len(report.rows)} methods", style="bold")
     )
     session.console.print(Text(results_table(report)))
     session.console.print(Text(f"Report, results and charts: {out}/report.md", style="dim"))
+    if verdict is not None:
+        session.console.print(Text(verdict.markdown()))
+        session.console.print(Text(f"Judge verdicts: {out}/judge.json", style="dim"))
+
+
+def _judge(session: Session, args: argparse.Namespace, out: Path, run: list[str]) -> Any:
+    """``eval --judge``: the judge model compares two methods of the run just made."""
+    from langchain_stepback_profile.evaluation.judge import judge_run
+
+    methods = args.judge_methods or run[:2]
+    if len(methods) != 2 or not set(methods) <= set(run):
+        raise InvalidArgumentError(
+            f"--judge compares two methods of the run ({', '.join(run)}); give them with "
+            "--judge-methods A,B"
+        )
+    judge = _deterministic(session.chat_model(args.judge, "--judge"))
+    return judge_run(out, judge, methods, show_progress=not session.json)
+
+
+def _deterministic(llm: Any) -> Any:
+    """``llm`` at temperature 0 (a field of most chat models, not of BaseChatModel)."""
+    if "temperature" in type(llm).model_fields and getattr(llm, "temperature", 0) != 0:
+        return llm.model_copy(update={"temperature": 0.0})
+    return llm
+
+
+def _attribution(session: Session, args: argparse.Namespace, out: Path) -> None:
+    """``eval --task attribution``: rank held-out items against users' profiles (the chat
+    model is loaded only for rows whose profiles need one)."""
+    from langchain_stepback_profile.evaluation.attribution import needs_llm, run_attribution
+    from langchain_stepback_profile.evaluation.report import attribution_table
+
+    report = run_attribution(
+        args.data,
+        methods=args.methods,
+        limit=args.limit,
+        n_candidates=args.n_candidates,
+        llm=_deterministic(session.llm()) if needs_llm(args.methods) else None,
+        embeddings=session.embeddings(),
+        out_dir=out,
+        store_dir=getattr(args, "store", None),
+        seed=args.seed,
+    )
+    if session.json:
+        session.emit(report.to_dict())
+        return
+    session.console.print(
+        Text(
+            f"{report.task}: {report.n_items} held-out items, {len(report.rows)} rows", style="bold"
+        )
+    )
+    session.console.print(Text(attribution_table(report)))
+    session.console.print(Text(f"Report and chart: {out}/report.md", style="dim"))
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, NoReturn
 
+from langchain_stepback_profile.chains import GROUP_MODES
 from langchain_stepback_profile.cli.commands import (
     cmd_eval,
     cmd_forget,
@@ -23,11 +24,17 @@ from langchain_stepback_profile.cli.commands import (
     cmd_users,
     run_demo,
 )
-from langchain_stepback_profile.cli.session import DEFAULT_STORE, DEFAULT_TASK, PROG, ModelSpec
+from langchain_stepback_profile.cli.session import (
+    DEFAULT_STORE,
+    DEFAULT_TASK,
+    PROG,
+    ModelSpec,
+    store_location,
+)
 from langchain_stepback_profile.distill import PROFILE_STRATEGIES
 from langchain_stepback_profile.errors import InvalidArgumentError
 from langchain_stepback_profile.evaluation.methods import METHODS
-from langchain_stepback_profile.evaluation.tasks import EVAL_TASKS
+from langchain_stepback_profile.evaluation.tasks import ATTRIBUTION, ATTRIBUTION_ROWS, EVAL_TASKS
 from langchain_stepback_profile.history import check_user_id
 from langchain_stepback_profile.loaders import FORMATS
 from langchain_stepback_profile.prompting import PROMPT_STRATEGIES
@@ -107,10 +114,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("common options")
     group.add_argument(
         "--store",
-        type=Path,
+        type=store_location,
         default=argparse.SUPPRESS,
         metavar="PATH",
-        help=f"store folder (default ./{DEFAULT_STORE})",
+        help=f"store folder (default ./{DEFAULT_STORE}), or a PostgreSQL URL "
+        "postgresql://user:password@host:5432/db shared by many machines",
     )
     group.add_argument(
         "--task",
@@ -353,6 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
         "for a small model in the few_shot layout, else 1)",
     )
     query.add_argument(
+        "--group-mode",
+        choices=GROUP_MODES,
+        default="concat",
+        help="how a group's answer is written: concat (every author's profile and history in "
+        "one prompt, in author order: one LLM call) or two_stage (each author proposes from "
+        "their own, the first author merges: one call per author plus one)",
+    )
+    query.add_argument(
         "--no-control",
         action="store_true",
         help="return the model's raw answer (no cleaning, length cut or chat/copy guard)",
@@ -388,15 +404,20 @@ def build_parser() -> argparse.ArgumentParser:
         f"  {PROG} eval --task LaMP-7 --data ../shared/data/LaMP_7 --limit 20\n"
         f"  {PROG} eval --task PSW-title --data ../shared/data/PSW_like --limit 5 \\\n"
         "      --methods non-personalized,step-back,shuffled,two-stage\n"
-        f"  {PROG} eval --task LaMP-5 --data DIR --llm openai:gpt-4o-mini --out eval-out/gpt",
+        f"  {PROG} eval --task LaMP-5 --data DIR --llm openai:gpt-4o-mini --out eval-out/gpt\n"
+        f"  {PROG} eval --task {ATTRIBUTION} --data ../shared/data/LaMP_5_like --limit 100\n"
+        f"  {PROG} eval --task PSW-title --data DIR --methods step-back,non-personalized \\\n"
+        "      --judge openai:MODEL --base-url URL",
         conflict_handler="resolve",  # its own --task and --store replace the common ones
     )
     evaluate.add_argument(
         "--task",
         required=True,
-        choices=list(EVAL_TASKS),
+        choices=[*EVAL_TASKS, ATTRIBUTION],
         help="the evaluation task: LaMP-1 ... LaMP-7 (questions.json + outputs.json), "
-        "PSW-title or PSW-abstract (papers.jsonl + targets.jsonl)",
+        "PSW-title or PSW-abstract (papers.jsonl + targets.jsonl), or "
+        f"{ATTRIBUTION} (no generator: each user's held-out last item ranked against the "
+        "profiles of --n-candidates users; the folder of a writing task)",
     )
     evaluate.add_argument(
         "--data", type=Path, required=True, metavar="DIR", help="the folder of the split"
@@ -408,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods",
         type=_user_list,
         metavar="A,B",
-        help=f"methods to compare (default: all that apply): {', '.join(METHODS)}",
+        help=f"methods to compare (default: all that apply): {', '.join(METHODS)}; with "
+        f"--task {ATTRIBUTION}, rows: {', '.join(ATTRIBUTION_ROWS)} (default all but llm)",
     )
     _add_k(evaluate)
     evaluate.add_argument(
@@ -429,6 +451,29 @@ def build_parser() -> argparse.ArgumentParser:
         choices=PROFILE_STRATEGIES,
         default="hybrid",
         help="how profiles are written (default hybrid: one short LLM call per user)",
+    )
+    evaluate.add_argument(
+        "--n-candidates",
+        type=_positive,
+        default=10,
+        metavar="N",
+        help=f"{ATTRIBUTION}: users each held-out item is ranked among, its author included "
+        "(default 10)",
+    )
+    evaluate.add_argument(
+        "--judge",
+        type=_LLM,
+        metavar="SPEC",
+        help="after the run, a chat model compares two methods' outputs pairwise against the "
+        "gold and the authors' profiles, both orders (writes OUT/judge.md); like --llm: "
+        "'local', openai:MODEL with --base-url, or PROVIDER:MODEL. Real verdicts need a "
+        "capable model",
+    )
+    evaluate.add_argument(
+        "--judge-methods",
+        type=_user_list,
+        metavar="A,B",
+        help="the two methods the judge compares (default: the first two of --methods)",
     )
     _command(
         commands,

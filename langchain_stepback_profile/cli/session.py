@@ -20,6 +20,7 @@ from langchain_stepback_profile.embeddings import MiniLMEmbeddings
 from langchain_stepback_profile.errors import InvalidArgumentError, StoreError, UnknownUserError
 from langchain_stepback_profile.extras import require_extra
 from langchain_stepback_profile.memory import ProfileMemory, did_you_mean
+from langchain_stepback_profile.store import is_store_url, mask_url
 
 PROG = "stepback-profile"
 DEFAULT_STORE = Path(".stepback-profile/store")
@@ -61,11 +62,18 @@ def _from_provider(spec: ModelSpec, kind: str) -> Any:
         ) from None
 
 
+def store_location(value: str) -> Path | str:
+    """A ``--store`` value: a PostgreSQL URL as given, anything else a folder path."""
+    return value if is_store_url(value) else Path(value)
+
+
 class Session:
     """The options every command shares; the store and the models are opened on demand."""
 
     def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
-        self.store: Path = getattr(args, "store", DEFAULT_STORE)
+        self.store: Path | str = getattr(args, "store", DEFAULT_STORE)
+        self.where = mask_url(self.store) if isinstance(self.store, str) else str(self.store)
+        """The store for messages (a URL without its password)."""
         self.task: str | None = getattr(args, "task", None)
         self.llm_spec: ModelSpec = getattr(args, "llm", ModelSpec("local"))
         self.embeddings_spec: ModelSpec = getattr(args, "embeddings", ModelSpec("minilm"))
@@ -79,10 +87,11 @@ class Session:
         """The store; only ``ingest`` (``create=True``) may make a new one. With
         ``record_task`` the store remembers ``--task`` for later commands."""
         if self._memory is None:
-            if not create and not (self.store.is_dir() and any(self.store.iterdir())):
+            folder = self.store if isinstance(self.store, Path) else None
+            if not create and folder and not (folder.is_dir() and any(folder.iterdir())):
                 raise StoreError(
-                    f"no store at {self.store}; create one with: {PROG} ingest FILE "
-                    f"--store {self.store}"
+                    f"no store at {self.where}; create one with: {PROG} ingest FILE "
+                    f"--store {self.where}"
                 )
             self._memory = ProfileMemory(
                 self.store, embeddings=self.embeddings(), task=self.task if record_task else None
@@ -94,8 +103,8 @@ class Session:
         stored = memory.users()
         if not stored:
             raise StoreError(
-                f"the store at {self.store} holds no users; add histories first: "
-                f"{PROG} ingest FILE --store {self.store}"
+                f"the store at {self.where} holds no users; add histories first: "
+                f"{PROG} ingest FILE --store {self.where}"
             )
         if users is None:
             return stored
@@ -104,7 +113,7 @@ class Session:
                 known = ", ".join(repr(u) for u in stored[:3])
                 more = f" and {len(stored) - 3} more" if len(stored) > 3 else ""
                 raise UnknownUserError(
-                    f"unknown user {user!r}: the store at {self.store} has no history for them; "
+                    f"unknown user {user!r}: the store at {self.where} has no history for them; "
                     f"{did_you_mean(user, stored)}(it knows {known}{more}; see `{PROG} users`); "
                     f"add their history with `{PROG} ingest`"
                 )
@@ -118,23 +127,25 @@ class Session:
 
     def llm(self) -> BaseChatModel:
         """The chat model of ``--llm`` (loaded only by the commands that generate)."""
-        if self.llm_spec.provider == "local":
+        return self.chat_model(self.llm_spec, "--llm")
+
+    def chat_model(self, spec: ModelSpec, option: str) -> BaseChatModel:
+        """The chat model of a model option's value (``--llm``, ``--judge``)."""
+        if spec.provider == "local":
             require_extra(
                 "local",
-                feature="--llm local (the embedded model, the default)",
-                alternative="choose another model: --llm openai:MODEL (--base-url URL for a "
-                "served one) or --llm PROVIDER:MODEL",
+                feature=f"{option} local (the embedded model)",
+                alternative=f"choose another model: {option} openai:MODEL (--base-url URL for a "
+                f"served one) or {option} PROVIDER:MODEL",
             )
             from langchain_stepback_profile.llms import default_chat_model
 
             return default_chat_model()
-        if self.llm_spec.provider != "openai":
-            return _from_provider(self.llm_spec, "llm")
+        if spec.provider != "openai":
+            return _from_provider(spec, "llm")
         from langchain_openai import ChatOpenAI
 
-        return ChatOpenAI(
-            model=self.llm_spec.model, base_url=self.base_url, api_key=self._api_key("--llm")
-        )
+        return ChatOpenAI(model=spec.model, base_url=self.base_url, api_key=self._api_key(option))
 
     def embeddings(self) -> Embeddings:
         """The embedding model of ``--embeddings`` (MiniLM loads its weights on first use)."""

@@ -9,6 +9,7 @@ Example:
     ```
 """
 
+from langchain_stepback_profile.evaluation.attribution import run_attribution
 from langchain_stepback_profile.evaluation.datasets import EvalItem, load_items, load_lamp, load_psw
 from langchain_stepback_profile.evaluation.methods import METHODS, MethodOutput, default_methods
 from langchain_stepback_profile.evaluation.runner import run_eval
@@ -27,5 +28,6 @@ __all__ = [
     "load_items",
     "load_lamp",
     "load_psw",
+    "run_attribution",
     "run_eval",
 ]

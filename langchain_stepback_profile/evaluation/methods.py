@@ -26,17 +26,19 @@ from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
 
-from langchain_stepback_profile.chains import Personalizer, prompt_sources, typical_words
+from langchain_stepback_profile.chains import (
+    Personalizer,
+    TwoStage,
+    prompt_sources,
+)
 from langchain_stepback_profile.errors import ContextOverflowError, InvalidArgumentError
 from langchain_stepback_profile.evaluation.datasets import EvalItem
 from langchain_stepback_profile.evaluation.tasks import EvalTask
-from langchain_stepback_profile.llms import with_max_tokens
 from langchain_stepback_profile.memory import ProfileMemory
-from langchain_stepback_profile.output_control import control, overlap
-from langchain_stepback_profile.prompting import PromptStrategy, request
+from langchain_stepback_profile.output_control import overlap
+from langchain_stepback_profile.prompting import PromptStrategy
 from langchain_stepback_profile.retriever import StepBackProfileRetriever
 from langchain_stepback_profile.tasks import TaskSpec
 from langchain_stepback_profile.usage import LLMUsage
@@ -241,64 +243,13 @@ def _personalize(
     return Generated(result["output"], result["control"], docs)
 
 
-def merge_prompt(text: str, spec: TaskSpec, proposals: Sequence[str]) -> list[HumanMessage]:
-    """The second stage of the two-stage scheme: the authors' proposals, then the request,
-    for the first author to merge.
-
-    Example:
-        >>> from langchain_stepback_profile.tasks import get_task
-        >>> print(merge_prompt("We parse.", get_task("scholarly_title"), ["A", "B"])[0].content)
-        Titles proposed by the authors, first author first:
-        1. A
-        2. B
-        <BLANKLINE>
-        Generate a title for the following abstract of a paper: We parse.
-        <BLANKLINE>
-        As the first author, write the final title from the proposals. Write only the title.
-    """
-    listed = "\n".join(f"{n}. {p}" for n, p in enumerate(proposals, start=1))
-    return [
-        HumanMessage(
-            f"{spec.output_name.capitalize()}s proposed by the authors, first author first:\n"
-            f"{listed}\n\n{request(text, spec)}\n\nAs the first author, write the final "
-            f"{spec.output_name} from the proposals. Write only the {spec.output_name}."
-        )
-    ]
-
-
 def _two_stage(item: EvalItem, ctx: MethodContext, config: RunnableConfig) -> Generated:
-    """Each author proposes (few-shot on their own history), then the first author merges
-    the proposals (one more call); their own proposal stands if the merge is unusable."""
-    spec = ctx.spec(item)
-    step = Personalizer(ctx.model(), spec, prompt_layout="few_shot")
-    proposals: list[str] = []
-    verdicts: list[str] = []
-    shown: list[Document] = []
-    lead: list[Document] = []
-    for user in item.store_ids:
-        docs = ctx.retrieve(item.input_text, [user])
-        result = step.run(item.input_text, docs, config)
-        proposals.append(result["output"])
-        verdicts += result["control"]["verdicts"]
-        shown += docs
-        lead = lead or docs
-    words = typical_words(lead)
-    model = with_max_tokens(ctx.model(), int(words * 3) + 16) if words else ctx.model()
-    answer = model.invoke(merge_prompt(item.input_text, spec, proposals), config)
-    merged = control(str(answer.content), typical_words=words)
-    usable = merged.verdict == "ok"
-    return Generated(
-        merged.text if usable else proposals[0],
-        {
-            "layout": "two_stage",
-            "proposals": proposals,
-            "verdicts": [*verdicts, merged.verdict],
-            "actions": merged.actions,
-            "fallback": not usable,
-            "llm_calls": len(verdicts) + 1,
-        },
-        shown,
-    )
+    """The public two-stage chain step (:class:`~langchain_stepback_profile.chains.TwoStage`):
+    each author proposes (few-shot on their own history), the first author merges."""
+    docs = ctx.retrieve(item.input_text, item.store_ids)
+    step = TwoStage(ctx.model(), ctx.spec(item), prompt_layout="few_shot")
+    result = step.run(item.input_text, docs, config)
+    return Generated(result["output"], result["control"], docs)
 
 
 def _is_generation(task: EvalTask) -> bool:

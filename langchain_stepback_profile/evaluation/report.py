@@ -194,19 +194,26 @@ def markdown(report: EvalReport) -> str:
 
 
 def _colour(name: str, row: dict[str, Any]) -> str:
-    """Grey for calibration baselines, light for other-user controls, blue for the rest."""
+    """Grey for calibration baselines and references, light for other-user controls and a
+    profile's topical-fields rows, blue for the rest."""
     if row["layout"] is None:
         return "#999999"
-    return "#a6bddb" if name.endswith("-other") else "#2b6cb0"
+    return "#a6bddb" if name.endswith(("-other", "-topics")) else "#2b6cb0"
 
 
-def _charts(report: EvalReport, out: Path) -> list[Path]:
+def _pyplot() -> Any:
     require_extra("eval", "matplotlib", feature="the evaluation charts")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _metrics_chart(report: EvalReport, out: Path) -> Path:
+    """``metrics.png``: each metric per row, with its 95% interval."""
+    plt = _pyplot()
     rows = {n: r for n, r in report.rows.items() if "metrics" in r}
     names = list(rows)[::-1]  # first method on top
     fig, axes = plt.subplots(
@@ -224,8 +231,14 @@ def _charts(report: EvalReport, out: Path) -> list[Path]:
         ax.set_xlabel(f"{metric} (95% CI)")
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(f"{report.task}: {report.n_items} items")
-    metrics = _save(plt, fig, out / "metrics.png")
+    return _save(plt, fig, out / "metrics.png")
 
+
+def _charts(report: EvalReport, out: Path) -> list[Path]:
+    metrics = _metrics_chart(report, out)
+    plt = _pyplot()
+    rows = {n: r for n, r in report.rows.items() if "metrics" in r}
+    names = list(rows)[::-1]
     fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(names) + 1.5))
     for ax, key, label in (
         (axes[0], "seconds", "seconds per query"),
@@ -257,4 +270,101 @@ def write_report(report: EvalReport, out: str | Path) -> list[Path]:
     paths = [out / "report.json", out / "report.md"]
     if report.n_items:
         paths += _charts(report, out)
+    return paths
+
+
+# --------------------------------------------------------------------- attribution
+def attribution_table(report: EvalReport) -> str:
+    """Row x (accuracy@1, MRR) with 95% CIs, paired differences to the raw-history centroid,
+    and each profile's length, supported claims and build cost."""
+    few = report.n_items < MIN_ITEMS
+    default = any("vs_default" in row for row in report.rows.values())
+    header = [
+        "row",
+        *(f"{m} [95% CI]" for m in report.metrics),
+        *(f"Δ {m} vs centroid" for m in report.metrics),
+        *(["Δ MRR vs hybrid (auto, small models)"] if default else []),
+        "profile words",
+        "supported claims",
+        "failed",
+        "LLM calls/user",
+        "s/user",
+    ]
+    rows = []
+    for name, row in report.rows.items():
+        profile = row.get("profile")
+        faithful = profile.get("faithfulness") if profile else None
+        rows.append(
+            [
+                name,
+                *(_ci(row["metrics"][m], few=few) for m in report.metrics),
+                *(_signed(row.get("vs_centroid", {}).get(m), few) for m in report.metrics),
+                *([_signed(row.get("vs_default", {}).get("MRR"), few)] if default else []),
+                f"{profile['words']:.1f}" if profile else "-",
+                f"{faithful:.0%}" if faithful is not None else "-",
+                f"{profile['failed']}" if profile else "-",
+                f"{profile['llm_calls_per_user']:.2f}" if profile else "-",
+                f"{profile['seconds_per_user']:.2f}" if profile else "-",
+            ]
+        )
+    return _table(header, rows)
+
+
+def attribution_markdown(report: EvalReport) -> str:
+    """The attribution report as markdown: settings, results, rows, examples."""
+    cfg = report.config
+    lines = [
+        f"# Evaluation: {report.task}, {report.n_items} held-out items",
+        "",
+        f"- data: `{cfg.get('data')}` (seed {cfg.get('seed')}, limit {cfg.get('limit')}): each "
+        "user's last item is held out, their profile is built from the items before it",
+        f"- {cfg.get('n_candidates')} candidate users per held-out item (its author and others "
+        "drawn at random, never a co-author), ranked by the cosine of the item's embedding "
+        "with each candidate's rendered profile (supported claims only)",
+        f"- profile model: `{cfg.get('llm') or 'none (no row calls one)'}`; embeddings: "
+        f"`{cfg.get('embeddings')}`",
+        f"- this call took {report.seconds.get('this_call', 0):.0f} s (cached profiles cost "
+        "nothing again; s/user is what each profile took to build)",
+        "- 95% CIs: BCa bootstrap over held-out items (scipy, 1000 resamples, seeded); "
+        "differences are paired over the same items; higher is better",
+        *(
+            [
+                f"- **intervals not meaningful** ({NOT_MEANINGFUL}): {report.n_items} items, "
+                f"fewer than the {MIN_ITEMS} a bootstrap interval needs"
+            ]
+            if report.n_items < MIN_ITEMS
+            else []
+        ),
+        "",
+        "## Results",
+        "",
+        attribution_table(report),
+        "",
+        "## Rows",
+        "",
+        *(f"- `{name}`: {row['description']}" for name, row in report.rows.items()),
+        "",
+        "## Examples",
+        "",
+    ]
+    for ex in report.examples:
+        lines += [f"### {ex['id']} ({', '.join(ex['users'])})", "", f"Held out: {ex['input']}", ""]
+        for source, text in (ex.get("profile") or {}).items():
+            lines += [f"Profile ({source}):", "", "```", text, "```", ""]
+        ranks = [[name, rank] for name, rank in ex["outputs"].items()]
+        lines += [_table(["row", "rank of the author (1 / reciprocal rank)"], ranks), ""]
+    return "\n".join(lines)
+
+
+def write_attribution_report(report: EvalReport, out: str | Path) -> list[Path]:
+    """Write an attribution run's ``report.json``, ``report.md`` and ``metrics.png``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(
+        json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    (out / "report.md").write_text(attribution_markdown(report) + "\n", encoding="utf-8")
+    paths = [out / "report.json", out / "report.md"]
+    if report.n_items:
+        paths.append(_metrics_chart(report, out))
     return paths

@@ -220,6 +220,25 @@ _TASKS: tuple[EvalTask, ...] = (
 EVAL_TASKS: dict[str, EvalTask] = {task.name: task for task in _TASKS}
 """Every evaluation task by its command-line name."""
 
+ATTRIBUTION = "attribution"
+"""The task that needs no generator: held-out items ranked against users' profiles (see
+:mod:`~langchain_stepback_profile.evaluation.attribution`); it reads the items of a writing
+task's folder."""
+ATTRIBUTION_ROWS: tuple[str, ...] = (
+    "chance",
+    "centroid",
+    "extractive",
+    "extractive-topics",
+    "extractive-wide",
+    "hybrid",
+    "hybrid-topics",
+    "llm",
+    "llm-topics",
+    "schema",
+)
+"""The rows of the attribution task, in report order (named here, where the command line
+reads them without importing the task)."""
+
 
 def get_eval_task(task: str | EvalTask) -> EvalTask:
     """The :class:`EvalTask` of a name (``LaMP-1`` ... ``LaMP-7``, ``PSW-title``,

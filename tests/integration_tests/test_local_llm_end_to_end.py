@@ -76,3 +76,34 @@ def test_profiles_and_generation_with_the_local_model(
     with ProfileMemory(tmp_path / "store", embeddings=embeddings, llm=llm) as again:
         assert again.refresh().llm_calls == 0  # the store remembers its task
         assert again.get_profile(users[0]).version == 1
+
+
+def test_two_stage_group_with_the_local_model(
+    tmp_path: Path, embeddings, slice_: dict[str, dict]
+) -> None:
+    llm = default_chat_model()
+    users = list(slice_)
+    with ProfileMemory(
+        tmp_path / "store",
+        embeddings=embeddings,
+        llm=llm,
+        task="scholarly_title",
+        profile_strategy="extractive",
+    ) as memory:
+        for user, question in slice_.items():
+            memory.add(user, question["profile"][:3])
+        memory.refresh()
+        retriever = StepBackProfileRetriever(memory=memory, k=2)
+        chain = create_personalized_chain(
+            llm, retriever, task="scholarly_title", group_mode="two_stage", return_context=True
+        )
+        usage = LLMUsage()
+        result = chain.invoke(
+            slice_[users[0]]["input"],
+            config={"configurable": {"user_ids": users}, "callbacks": [usage]},
+        )
+    control = result["control"]
+    assert len(control["proposals"]) == 2 and all(p.strip() for p in control["proposals"])
+    assert usage.calls == control["llm_calls"] >= 3  # two proposals and the merge
+    assert result["output"].strip()
+    assert control["fallback"] or result["output"] not in control["proposals"][1:]

@@ -170,6 +170,24 @@ def test_importing_the_package_imports_nothing_optional() -> None:
     assert cli == []
 
 
+def test_the_bare_package_import_loads_only_its_errors() -> None:
+    """``import langchain_stepback_profile`` is cheap: FAISS, numpy and LangChain load with the
+    first name that needs them, and every public name still resolves."""
+    code = (
+        "import json, sys\n"
+        "import langchain_stepback_profile as p\n"
+        "heavy = ('faiss', 'numpy', 'langchain_core', 'langsmith', 'tqdm')\n"
+        "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))\n"
+        "print(json.dumps([n for n in p.__all__ if getattr(p, n, None) is None]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    loaded, unresolved = (json.loads(line) for line in result.stdout.splitlines())
+    assert loaded == [] and unresolved == []
+
+
 def test_client_errors_are_retried_once_their_library_is_loaded() -> None:
     import httpx
     import openai

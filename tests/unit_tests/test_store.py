@@ -1,6 +1,8 @@
-"""The storage suite, run on both ProfileStore implementations: SQLiteProfileStore on real SQLite
-files and LangGraphProfileStore on a LangGraph InMemoryStore. Items, vector ids, profiles,
-isolation, atomicity; then what only a SQLite file can get wrong (locks, corrupt files)."""
+"""The storage suite, run on every ProfileStore implementation: SQLiteProfileStore on real SQLite
+files, LangGraphProfileStore on a LangGraph InMemoryStore and on a real LangGraph PostgresStore,
+and PostgresProfileStore on a real PostgreSQL server (a database of its own per test). Items,
+vector ids, profiles, isolation, atomicity; then what only a SQLite file can get wrong (locks,
+corrupt files)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,13 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from langgraph.store.memory import InMemoryStore
+from langgraph.store.postgres import PostgresStore
 
 from langchain_stepback_profile import (
     DuplicateItemError,
@@ -23,6 +27,7 @@ from langchain_stepback_profile import (
     UserProfile,
 )
 from langchain_stepback_profile.langgraph_store import LangGraphProfileStore
+from langchain_stepback_profile.postgres_store import PostgresProfileStore
 from langchain_stepback_profile.store import ForgetReport, StoredItem
 
 
@@ -35,16 +40,32 @@ class Backend:
     clash_message: str
 
 
-@pytest.fixture(params=["sqlite", "langgraph"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+@pytest.fixture(params=["sqlite", "langgraph", "langgraph-postgres", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "sqlite":
-        return Backend(
+        yield Backend(
             lambda: SQLiteProfileStore(tmp_path / "store.sqlite3"), sqlite3.IntegrityError, "UNIQUE"
         )
-    shared = InMemoryStore()
-    return Backend(
-        lambda: LangGraphProfileStore(shared), DuplicateItemError, "nothing of this batch"
-    )
+    elif request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        yield Backend(
+            lambda: PostgresProfileStore(url), DuplicateItemError, "nothing of this batch"
+        )
+    elif request.param == "langgraph-postgres":
+        url = request.getfixturevalue("postgres_url")
+        with ExitStack() as opened:  # each handle a PostgresStore on its own connection
+
+            def open_store() -> ProfileStore:
+                graph_store = opened.enter_context(PostgresStore.from_conn_string(url))
+                graph_store.setup()
+                return LangGraphProfileStore(graph_store)
+
+            yield Backend(open_store, DuplicateItemError, "nothing of this batch")
+    else:
+        shared = InMemoryStore()
+        yield Backend(
+            lambda: LangGraphProfileStore(shared), DuplicateItemError, "nothing of this batch"
+        )
 
 
 @pytest.fixture
