@@ -29,7 +29,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from langchain_stepback_profile.evaluation.datasets import (
     load_items,
 )
 from langchain_stepback_profile.evaluation.metrics import bootstrap_ci, paired_bootstrap
+from langchain_stepback_profile.evaluation.runner import RUN_CONFIG, check_run_config
 from langchain_stepback_profile.evaluation.scoring import EvalReport, _diff, _interval
 from langchain_stepback_profile.evaluation.tasks import (
     ATTRIBUTION,
@@ -70,7 +71,6 @@ TASK_NAME = ATTRIBUTION
 """The name of this task on the command line (``stepback-profile eval --task attribution``)."""
 N_CANDIDATES = 10
 METRICS = ("acc@1", "MRR")
-RUN_CONFIG = "run.json"
 _SAME_RUN = ("source", "data_name", "seed", "n_candidates", "llm", "embeddings")
 WIDE_EVIDENCE = {"keywords": 20, "phrases": 12, "representative": 5}
 """The evidence sizes of the ``extractive-wide`` reference (the extractive profile's are 10
@@ -440,19 +440,6 @@ def attribution_source(data_dir: str | Path) -> EvalTask:
     )
 
 
-def _check_config(path: Path, config: Mapping[str, Any]) -> None:
-    if path.exists():
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        changed = [k for k in _SAME_RUN if k in previous and previous[k] != config[k]]
-        if changed:
-            details = "; ".join(f"{k}: {previous[k]!r} -> {config[k]!r}" for k in changed)
-            raise InvalidArgumentError(
-                f"{path.parent} holds results of another run ({details}); pass another --out "
-                "folder, or delete this one to start again"
-            )
-    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
 def _centroids(authors: Sequence[Author], embeddings: Embeddings) -> np.ndarray:
     texts = [item.text for a in authors for item in a.history]
     vectors = encode_texts(embeddings, texts)
@@ -547,7 +534,7 @@ def run_attribution(
         "embeddings": embedding_id(embeddings),
         "methods": [r.name for r in rows],
     }
-    _check_config(out / RUN_CONFIG, config)
+    check_run_config(out / RUN_CONFIG, config, _SAME_RUN)
 
     profiles: dict[str, dict[str, UserProfile | None]] = {}
     costs: dict[str, dict[str, Any]] = {}

@@ -102,14 +102,16 @@ class ResultLog:
         self.records[(record["method"], record["item_id"])] = record
 
 
-def _check_config(path: Path, config: dict[str, Any]) -> None:
-    """Refuse to resume results made under other settings; record the settings."""
+def check_run_config(
+    path: Path, config: Mapping[str, Any], same_run: Sequence[str] = _SAME_RUN
+) -> None:
+    """Refuse to resume results made under other ``same_run`` settings; record the settings."""
     if path.exists():
         try:
             previous = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError:
             previous = {}
-        changed = [k for k in _SAME_RUN if k in previous and previous[k] != config[k]]
+        changed = [k for k in same_run if k in previous and previous[k] != config[k]]
         if changed:
             details = "; ".join(f"{k}: {previous[k]!r} -> {config[k]!r}" for k in changed)
             raise InvalidArgumentError(
@@ -271,7 +273,7 @@ def run_eval(
         "limit": limit,
         "methods": [m.name for m in chosen],
     }
-    _check_config(out / RUN_CONFIG, config)
+    check_run_config(out / RUN_CONFIG, config)
     ctx = MethodContext(task, llm=llm, k=k, seed=seed, items=items)
     if any(m.name.endswith("-other") for m in chosen):
         for item in items:  # every control finds its other user before anything runs
