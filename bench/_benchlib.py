@@ -15,7 +15,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +167,76 @@ def stats_ms(seconds: Sequence[float]) -> dict[str, float]:
     }
 
 
+def _l3_cache_mib() -> float | None:
+    """The last-level cache of CPU 0 (MiB), from sysfs; ``None`` where it is not exposed."""
+    caches = sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"))
+    for cache in reversed(caches):
+        with contextlib.suppress(OSError, ValueError):
+            size = (cache / "size").read_text().strip()
+            units = {"K": 2**-10, "M": 1.0, "G": 2**10}
+            return float(size[:-1]) * units[size[-1]] if size[-1] in units else None
+    return None
+
+
+def memory_bandwidth(
+    size_mb: int = 256, chunk_mb: int = 16, row_bytes: int = 1536, repeats: int = 5
+) -> dict[str, Any]:
+    """This process's memory bandwidth on one thread, in GB/s (1e9 bytes/s).
+
+    ``repeats`` sweeps over an array of ``size_mb`` MiB (far past the caches), each timed
+    ``chunk_mb`` MiB at a time; the fastest chunk gives the figure. A chunk takes a few
+    milliseconds, so on a shared machine some chunks run without being descheduled, and a
+    chunk's data was last touched a whole sweep earlier, so it comes from memory, not a cache:
+
+    - ``read_gb_s``: ``np.add.reduce`` over the chunk viewed as int64 (integer adds carry no
+      floating-point dependency chain, so memory, not arithmetic, limits the loop);
+    - ``copy_gb_s``: ``np.copyto`` of the chunk into a second array, read and write bytes both
+      counted;
+    - ``random_rows_gb_s``: gathering 1,024 rows of ``row_bytes`` bytes at random positions of
+      the whole array (``np.take`` into a reused buffer): the access pattern of a graph search
+      that visits scattered vectors, when none of them is in a cache.
+
+    The best is kept because the floor a time is compared with must be a lower bound, and a
+    shared machine only ever makes a chunk slower. ``l3_cache_mib`` is the last-level cache:
+    data smaller than it is read faster than these figures.
+    """
+    n = size_mb * 2**20 // 8
+    step = chunk_mb * 2**20 // 8
+    data = np.arange(n, dtype=np.int64)
+    copy = np.empty_like(data)
+    width = row_bytes // 4
+    rows = data.view(np.float32)[: (2 * n) // width * width].reshape(-1, width)
+    rng = np.random.default_rng(0)
+    buffer = np.empty((1024, width), dtype=np.float32)
+    perf = time.perf_counter
+    read = copied = gathered = float("inf")
+    for _ in range(repeats):
+        for start in range(0, n, step):
+            chunk = data[start : start + step]
+            t0 = perf()
+            np.add.reduce(chunk)
+            read = min(read, perf() - t0)
+        for start in range(0, n, step):
+            t0 = perf()
+            np.copyto(copy[start : start + step], data[start : start + step])
+            copied = min(copied, perf() - t0)
+        for _ in range(16):
+            idx = rng.integers(0, len(rows), size=len(buffer))
+            t0 = perf()
+            np.take(rows, idx, axis=0, out=buffer, mode="clip")
+            gathered = min(gathered, perf() - t0)
+    return {
+        "read_gb_s": round(step * 8 / read / 1e9, 2),
+        "copy_gb_s": round(2 * step * 8 / copied / 1e9, 2),
+        "random_rows_gb_s": round(buffer.nbytes / gathered / 1e9, 2),
+        "l3_cache_mib": _l3_cache_mib(),
+        "array_mb": size_mb,
+        "chunk_mb": chunk_mb,
+        "row_bytes": row_bytes,
+        "repeats": repeats,
+    }
+
+
 class Progress:
     """Timestamped progress lines on stderr."""
 
@@ -254,7 +324,7 @@ def report_head(name: str, argv: Sequence[str], machine: dict[str, Any]) -> dict
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **payload}
+    payload = {"generated_at": datetime.now(UTC).isoformat(timespec="seconds"), **payload}
     path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
 
 
@@ -286,7 +356,7 @@ def machine_md(info: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- precision variants
-PRECISION_VARIANTS = ("fp32", "bf16", "int8")
+PRECISION_VARIANTS = ("fp32", "bf16", "int8", "onnx")
 
 
 def precision_embedders(names: Sequence[str], log: Progress | None = None) -> dict[str, Any]:
@@ -337,3 +407,71 @@ def precision_quality(
             "docs_items_per_s": round(len(docs) / seconds[name], 2),
         }
     return {"queries": len(queries), "documents": len(docs), "variants": out}
+
+
+# --------------------------------------------------------------------------- physical floors
+def minilm_config() -> dict[str, int]:
+    """Layers, hidden size, FFN size and heads of the shipped MiniLM (its config.json)."""
+    from langchain_stepback_profile.embeddings import minilm_model_dir
+
+    cfg = json.loads((minilm_model_dir() / "config.json").read_text())
+    return {
+        "layers": int(cfg["num_hidden_layers"]),
+        "hidden": int(cfg["hidden_size"]),
+        "intermediate": int(cfg["intermediate_size"]),
+        "heads": int(cfg["num_attention_heads"]),
+    }
+
+
+def encoder_flops(tokens: int, cfg: dict[str, int]) -> float:
+    """Floating-point operations (a multiply-add = 2) of one encode of ``tokens`` tokens.
+
+    Per layer: Q, K, V and output projections 4 x 2*L*H*H; scores Q.K^T and their product
+    with V 2 x 2*L*L*H (summed over the heads, H = heads x head size); the FFN 2 x 2*L*H*I.
+    Softmax, GELU, layer norms and the embeddings are left out (a few percent): a lower bound.
+    """
+    L, H, inner = tokens, cfg["hidden"], cfg["intermediate"]
+    per_layer = 8 * L * H * H + 4 * L * L * H + 4 * L * H * inner
+    return float(cfg["layers"] * per_layer)
+
+
+def sgemm_peak_gflops(
+    threads: int, rows: int, inner: int, cols: int, repeats: int = 200
+) -> dict[str, Any]:
+    """The best GFLOP/s of a torch fp32 matmul ``(rows x inner) @ (inner x cols)`` on
+    ``threads`` torch threads (the encoder's largest GEMM shape: tokens x hidden @ hidden x
+    FFN), fastest of ``repeats`` calls: on a shared machine only the best is a peak."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a = torch.randn(rows, inner)
+        b = torch.randn(inner, cols)
+        out = torch.empty(rows, cols)
+        for _ in range(5):
+            torch.mm(a, b, out=out)
+        best = float("inf")
+        perf = time.perf_counter
+        for _ in range(repeats):
+            t0 = perf()
+            torch.mm(a, b, out=out)
+            best = min(best, perf() - t0)
+    finally:
+        torch.set_num_threads(before)
+    return {
+        "threads": threads,
+        "shape": [rows, inner, cols],
+        "gflop_s": round(2 * rows * inner * cols / best / 1e9, 1),
+    }
+
+
+def token_lengths(model: Any, texts: Sequence[str]) -> list[int]:
+    """Tokens the encoder computes on per text (special tokens in, truncated as it does)."""
+    ids = model.tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)
+    return [len(x) for x in ids["input_ids"]]
+
+
+def encoder_floor_ms(tokens: int, cfg: dict[str, int], gflop_s: float) -> float:
+    """The encoder's compute floor for one text: its FLOPs / the measured sgemm peak."""
+    return encoder_flops(tokens, cfg) / (gflop_s * 1e9) * 1000.0

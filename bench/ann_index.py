@@ -23,6 +23,12 @@ For the choice between HNSW and IVF, a bare faiss ``IndexIVFFlat`` of the same v
 Also measured at each size: removing 10% of the items (HNSW keeps tombstones below its
 rebuild share) and searching again, against flat with the same items removed.
 
+Every search row also gets its physical floor: the bytes one query reads (flat: every live
+vector; HNSW and IVF: from faiss's counters of distance computations, hops and lists) divided
+by the single-thread memory read bandwidth measured in the same run
+(``_benchlib.memory_bandwidth``, at the start and after each size; the best is used), as
+``floor ms`` and ``p50 / floor``.
+
 Usage:
     .venv/bin/python bench/ann_index.py                       # 10k..100k and 1M
     .venv/bin/python bench/ann_index.py --sizes 10000,100000  # smaller run
@@ -246,6 +252,9 @@ def measure(
         ivf_params.append((f"ivf nprobe={p} (bare faiss)", params))
     times: dict[str, list[float]] = {v: [] for v in variants}
     found: dict[str, list[list[int]]] = {v: [] for v in variants}
+    # faiss's own counters, per query: (distances computed, HNSW hops or IVF lists probed)
+    work: dict[str, list[tuple[int, int]]] = {v: [] for v in variants if v != "flat"}
+    hnsw_stats, ivf_stats = faiss.cvar.hnsw_stats, faiss.cvar.indexIVF_stats
     for n, q in enumerate(queries):
         t = perf()
         hits = flat.search("u", q, K)
@@ -255,24 +264,28 @@ def measure(
             found["flat"].append([v for v, _ in hits])
         for ef in ef_values:
             hnsw.ef_search = ef
+            hnsw_stats.reset()
             t = perf()
             hits = hnsw.search("u", q, K)
             dt = perf() - t
             if n >= warmup:
                 times[f"hnsw ef={ef}"].append(dt)
                 found[f"hnsw ef={ef}"].append([v for v, _ in hits])
+                work[f"hnsw ef={ef}"].append((hnsw_stats.ndis, hnsw_stats.nhops))
         if ivf is None:
             continue
         before = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)  # as HistoryIndex searches
         try:
             for name, params in ivf_params:
+                ivf_stats.reset()
                 t = perf()
                 _, labels = ivf.search(q.reshape(1, -1), K, params=params)
                 dt = perf() - t
                 if n >= warmup:
                     times[name].append(dt)
                     found[name].append([int(v) for v in labels[0] if v >= 0])
+                    work[name].append((ivf_stats.ndis, ivf_stats.nlist))
         finally:
             faiss.omp_set_num_threads(before)
     truth = found["flat"]
@@ -282,6 +295,12 @@ def measure(
             [len(set(f) & set(t)) / len(t) for f, t in zip(found[v], truth, strict=True)]
         )
         out[v] = {"search_ms": bl.stats_ms(times[v]), "recall_at_10": round(float(recall), 4)}
+        if work.get(v):
+            distances, steps = np.mean(work[v], axis=0)
+            out[v]["distances_per_query"] = round(float(distances), 1)
+            out[v]["hops_per_query" if v.startswith("hnsw") else "lists_per_query"] = round(
+                float(steps), 1
+            )
     return out
 
 
@@ -341,6 +360,122 @@ def run_size(
     return result
 
 
+# --------------------------------------------------------------------------- floors
+def _row_bytes(
+    variant: str, row: dict[str, Any], live: int, nlist: int | None, dim: int, m: int
+) -> int | None:
+    """Bytes one query of ``variant`` reads: every live vector for flat; for HNSW the vectors
+    of its distance computations plus the level-0 neighbour list (2*M ids) of each hop; for IVF
+    the centroids plus the vectors of the probed lists. ``None`` without faiss's counts."""
+    if variant == "flat":
+        return live * dim * 4
+    if "distances_per_query" not in row:
+        return None
+    distances = row["distances_per_query"]
+    if variant.startswith("hnsw"):
+        return int(distances * dim * 4 + row["hops_per_query"] * 2 * m * 4)
+    return int((distances + (nlist or 0)) * dim * 4)
+
+
+def _tables(result: dict[str, Any]) -> dict[str, tuple[dict[str, Any], int]]:
+    """A size's search rows before and after the removal, with the items removed."""
+    after = result["after_removal"]
+    return {"search": (result["search"], 0), "after_removal": (after["search"], after["removed"])}
+
+
+def _estimate(
+    variant: str, table: str, live: int, nlist: int | None, payload: dict[str, Any]
+) -> tuple[int | None, str]:
+    """Bytes per query of a row without faiss's counts (a row of an earlier run): HNSW takes
+    the counts of the same variant at the largest size that has them (else efSearch * 2M
+    distances, the level-0 beam's bound); IVF the centroids plus nprobe lists of mean size."""
+    dim, m = payload["dim"], payload["hnsw"]["M"]
+    if variant.startswith("hnsw"):
+        donors = sorted(
+            int(size)
+            for size, result in payload["results"].items()
+            if "distances_per_query" in _tables(result)[table][0].get(variant, {})
+        )
+        if donors:
+            row = _tables(payload["results"][str(donors[-1])])[table][0][variant]
+            nbytes = _row_bytes(variant, row, live, nlist, dim, m)
+            return nbytes, f"estimate: faiss's counts at {donors[-1]:,} items"
+        ef = int(variant.split("=")[1])
+        return ef * 2 * m * dim * 4, "estimate: efSearch x 2M distances"
+    if variant.startswith("ivf") and nlist:
+        nprobe = int(variant.split("=")[1].split()[0])
+        return int((nlist + nprobe * live / nlist) * dim * 4), "estimate: lists of mean size"
+    return None, ""
+
+
+def add_floors(payload: dict[str, Any]) -> None:
+    """Give every search row its physical floor: the bytes one query reads divided by the
+    measured single-thread read bandwidth (``floor_ms``), and ``p50 / floor``; ``basis`` says
+    where the bytes come from."""
+    gb_s = payload["memory_bandwidth"]["read_gb_s"]
+    dim, m = payload["dim"], payload["hnsw"]["M"]
+    for size, result in payload["results"].items():
+        nlist = result["builds"].get("ivf (bare faiss)", {}).get("nlist")
+        for table, (rows, removed) in _tables(result).items():
+            live = int(size) - removed
+            for variant, row in rows.items():
+                nbytes = _row_bytes(variant, row, live, nlist, dim, m)
+                basis = "exact" if variant == "flat" else "faiss's counts"
+                if nbytes is None:
+                    nbytes, basis = _estimate(variant, table, live, nlist, payload)
+                if nbytes is None:
+                    continue
+                floor_ms = nbytes / (gb_s * 1e9) * 1e3
+                row["floor"] = {
+                    "mb_read": round(nbytes / 1e6, 3),
+                    "basis": basis,
+                    "floor_ms": round(floor_ms, 4),
+                    "p50_over_floor": round(row["search_ms"]["p50"] / floor_ms, 1),
+                }
+
+
+FLOOR_HEADER = ("MB read / query", "floor ms", "p50 / floor")
+
+
+def _bandwidth_md(payload: dict[str, Any]) -> str:
+    bw = payload["memory_bandwidth"]
+    first = bw["passes"][0]
+    l3 = first.get("l3_cache_mib")
+    cached = (
+        f"An index smaller than the last-level cache ({l3:g} MiB here: about "
+        f"{int(l3 * 2**20 / (payload['dim'] * 4)):,} vectors) is read from the cache, faster "
+        "than this floor (p50 / floor below 1). "
+        if l3
+        else ""
+    )
+    return (
+        "Physical floor: the bytes one query must read divided by the memory bandwidth of one "
+        "thread, measured in the same run (`bench/_benchlib.py: memory_bandwidth`; the best of "
+        f"{len(bw['passes'])} measurements, one at the start and one after each size, each the "
+        f"fastest {first.get('chunk_mb', '?')} MiB chunk of {first['repeats']} sweeps over "
+        f"{first['array_mb']} MiB): sequential read {bw['read_gb_s']:.2f} GB/s (the floor's "
+        f"divisor), copy {bw['copy_gb_s']:.2f} GB/s, random {first['row_bytes']}-byte rows "
+        f"{bw['random_rows_gb_s']:.2f} GB/s. Bytes per query: flat reads every live vector "
+        f"(n x {payload['dim']} x 4 bytes, exact); HNSW the vectors of its distance "
+        "computations plus the level-0 neighbour list (2M ids of 4 bytes) of each hop; IVF "
+        "the centroids plus the vectors of the probed lists; HNSW and IVF from faiss's own "
+        "counters (`hnsw_stats`, `indexIVF_stats`) averaged over the queries, or, marked "
+        "(est.), estimated for rows of an earlier run (`basis` in the JSON says how). Flat "
+        "search streams its bytes, so for it the floor is the real bound. " + cached + "HNSW's "
+        "visited-bytes floor is a reference, not a bound: its upper levels and often-visited "
+        "vectors stay in the cache, and its cost is latency (each hop waits for the one "
+        "before), not bandwidth."
+    )
+
+
+def _floor_cells(row: dict[str, Any]) -> list[str]:
+    f = row.get("floor")
+    if f is None:
+        return ["-", "-", "-"]
+    mark = "" if f["basis"] in ("exact", "faiss's counts") else " (est.)"
+    return [f"{f['mb_read']:.2f}{mark}", f"{f['floor_ms']:.3f}", f"{f['p50_over_floor']:.1f}"]
+
+
 # --------------------------------------------------------------------------- report
 def evaluate(results: dict[str, Any], default_ef: int) -> dict[str, Any]:
     """The target at 1M (or the largest size measured): at the library's default efSearch,
@@ -390,6 +525,8 @@ def markdown(payload: dict[str, Any]) -> str:
         "",
         bl.machine_md(payload["machine"]),
         "",
+        _bandwidth_md(payload),
+        "",
         "## Search",
         "",
     ]
@@ -404,10 +541,14 @@ def markdown(payload: dict[str, Any]) -> str:
                     f"{s['search_ms']['p50']:.3f}",
                     f"{s['search_ms']['p99']:.3f}",
                     f"{s['recall_at_10']:.4f}",
+                    *_floor_cells(s),
                 ]
             )
     lines.append(
-        bl.md_table(["items", "of them real", "index", "p50 ms", "p99 ms", "recall@10"], rows)
+        bl.md_table(
+            ["items", "of them real", "index", "p50 ms", "p99 ms", "recall@10", *FLOOR_HEADER],
+            rows,
+        )
     )
     lines += ["", "## Build, files and memory", ""]
     rows = []
@@ -448,6 +589,7 @@ def markdown(payload: dict[str, Any]) -> str:
                     f"{s['search_ms']['p99']:.3f}",
                     f"{s['recall_at_10']:.4f}",
                     a["removed_items_served"] if v != "flat" else "",
+                    *_floor_cells(s),
                 ]
             )
     lines.append(
@@ -461,6 +603,7 @@ def markdown(payload: dict[str, Any]) -> str:
                 "p99 ms",
                 "recall@10",
                 "removed items served (100 queries)",
+                *FLOOR_HEADER,
             ],
             rows,
         )
@@ -516,6 +659,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         old = json.loads(previous.read_text())
         results = {n: {"command": old["command"], **r} for n, r in old["results"].items()}
     payload: dict[str, Any] = {}
+    bandwidth = [bl.memory_bandwidth()]
+    log(f"memory bandwidth: {bandwidth[0]}")
     with tempfile.TemporaryDirectory(prefix="ann-bench-") as tmp:
         for n in sizes:
             results[str(n)] = {"command": bl.command_line(f"{NAME}.py", sys.argv[1:])}
@@ -531,6 +676,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 log,
                 with_ivf=not args.no_ivf,
             )
+            bandwidth.append(bl.memory_bandwidth())
+            log(f"memory bandwidth: {bandwidth[-1]}")
             # written after every size: a long run stopped early keeps what it measured
             payload = {
                 **bl.report_head(NAME, list(argv if argv is not None else sys.argv[1:]), machine),
@@ -538,6 +685,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 "queries": len(queries) - args.warmup,
                 "warmup": args.warmup,
                 "real_vectors": len(real),
+                "dim": int(real.shape[1]),
                 "embedding_precision": args.precision,
                 "default_ef_search": default_ef,
                 "hnsw": {
@@ -545,10 +693,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     "efConstruction": index_module.HNSW_EF_CONSTRUCTION,
                 },
                 "auto_hnsw_above": index_module.AUTO_HNSW_ABOVE,
+                "memory_bandwidth": {
+                    key: max(b[key] for b in bandwidth)
+                    for key in ("read_gb_s", "copy_gb_s", "random_rows_gb_s")
+                }
+                | {"passes": bandwidth},
                 "machine": machine,
                 "results": dict(sorted(results.items(), key=lambda kv: int(kv[0]))),
                 "target": evaluate(results, default_ef),
             }
+            add_floors(payload)
             bl.write_json(args.out / f"{NAME}.json", payload)
             (args.out / f"{NAME}.md").write_text(markdown(payload))
             log(f"wrote {args.out / NAME}.md: target {payload['target']}")

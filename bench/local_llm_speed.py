@@ -35,7 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -241,7 +241,7 @@ def main() -> None:
 
     argv = " ".join(sys.argv[1:])
     payload = {
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": f".venv/bin/python bench/{NAME}.py" + (f" {argv}" if argv else ""),
         "model": default_model_path().name,
         "runs": args.runs,

@@ -17,7 +17,7 @@ so the first touch of a user (index load + reconciliation + profile read) is mea
 as a new process would pay it.
 
 At the largest one-user store the query encoder's precision variants (``MiniLMEmbeddings(
-precision=...)``: fp32, bf16, int8) run side by side, query by query, and their quality
+precision=...)``: fp32, bf16, int8, onnx) run side by side, query by query, and their quality
 against fp32 is measured on real queries and papers (top-10 neighbour overlap, cosines).
 
 Usage:
@@ -346,6 +346,7 @@ def run_scenario(
         log(f"{sc.name}: {len(plan)} timed end-to-end queries")
         parts, vectors = e2e_loop(retriever, emb, memory, plan, keep_vectors=True)
         result["e2e"] = summarize(parts)
+        result["floor"] = floor_of(args.floors, emb, [q for _, q in plan], sc.items_per_user)
         s = result["e2e"]
         log(
             f"{sc.name}: e2e p50 {s['total']['p50']:.2f} / p99 {s['total']['p99']:.2f} ms "
@@ -384,6 +385,12 @@ def run_scenario(
                 result["variant_precision"] = precision_variant(
                     retriever, memory, embedders, plan[: args.precision_queries], log, sc
                 )
+                result["variant_precision"]["floor"] = floor_of(
+                    args.floors,
+                    emb,
+                    [q for _, q in plan[: args.precision_queries]],
+                    sc.items_per_user,
+                )
             if not args.no_cprofile:
                 n = min(len(plan), args.cprofile_queries)
                 log(f"{sc.name}: cProfile over {n} end-to-end queries")
@@ -398,6 +405,53 @@ def run_scenario(
         if not args.keep:
             shutil.rmtree(path, ignore_errors=True)
     return result
+
+
+def measure_floors(emb: Any, log: bl.Progress) -> dict[str, Any]:
+    """What the hardware allows, measured in this run: the sgemm peak of the encoder's largest
+    GEMM shape on the encoder's threads (and on every core), and the memory bandwidth."""
+    import torch
+
+    cfg = bl.minilm_config()
+    threads = torch.get_num_threads()
+    shape = (160, cfg["hidden"], cfg["intermediate"])  # a typical abstract's tokens
+    log(f"floors: sgemm peak on {threads} and {os.cpu_count()} thread(s), memory bandwidth")
+    peaks = {t: bl.sgemm_peak_gflops(t, *shape) for t in sorted({threads, os.cpu_count() or 1})}
+    return {
+        "model": cfg,
+        "encoder_threads": threads,
+        "sgemm": peaks[threads],
+        "sgemm_all_cores": peaks[max(peaks)],
+        "memory": bl.memory_bandwidth(repeats=3),
+    }
+
+
+def floor_of(floors: dict[str, Any], emb: Any, texts: Sequence[str], items: int) -> dict[str, Any]:
+    """Per-query floors of these queries: encoder FLOPs at each query's token count / the
+    sgemm peak, and the flat scan of ``items`` float32 vectors / the read bandwidth."""
+    cfg = floors["model"]
+    lengths = bl.token_lengths(emb.model, texts)
+    peak = floors["sgemm"]["gflop_s"]
+    enc = [bl.encoder_floor_ms(n, cfg, peak) / 1000 for n in lengths]
+    enc_all = [
+        bl.encoder_floor_ms(n, cfg, floors["sgemm_all_cores"]["gflop_s"]) / 1000 for n in lengths
+    ]
+    scan_bytes = items * emb.dimension * 4
+    faiss_s = scan_bytes / (floors["memory"]["read_gb_s"] * 1e9)
+    return {
+        "tokens_p50": float(np.percentile(lengths, 50)),
+        "tokens_p99": float(np.percentile(lengths, 99)),
+        "encoder_gflop_p50": round(bl.encoder_flops(int(np.median(lengths)), cfg) / 1e9, 3),
+        "encoder_ms": bl.stats_ms(enc),
+        "encoder_all_cores_ms": bl.stats_ms(enc_all),
+        "faiss_bytes": scan_bytes,
+        "faiss_ms": round(faiss_s * 1000, 3),
+        "e2e_ms": bl.stats_ms([e + faiss_s for e in enc]),
+    }
+
+
+def _vs(measured: dict[str, Any], floor: dict[str, Any]) -> str:
+    return f"{measured['p50'] / floor['p50']:.2f} / {measured['p99'] / floor['p99']:.2f}"
 
 
 def precision_variant(
@@ -595,6 +649,8 @@ def markdown(payload: dict[str, Any]) -> str:
                 f"{e['rest']['p50']:.2f} / {e['rest']['p99']:.2f}",
                 f"{e['without_embedding']['p50']:.2f} / {e['without_embedding']['p99']:.2f}",
                 f"{r['first_touch_per_user']['p50']:.1f} / {r['first_touch_per_user']['max']:.1f}",
+                f"{r['floor']['e2e_ms']['p50']:.1f} / {r['floor']['e2e_ms']['p99']:.1f}",
+                _vs(e["total"], r["floor"]["e2e_ms"]),
             ]
         )
         one = r.get("e2e_one_user")
@@ -611,6 +667,8 @@ def markdown(payload: dict[str, Any]) -> str:
                     f"{one['without_embedding']['p50']:.2f} / "
                     f"{one['without_embedding']['p99']:.2f}",
                     "",
+                    f"{r['floor']['e2e_ms']['p50']:.1f} / {r['floor']['e2e_ms']['p99']:.1f}",
+                    _vs(one["total"], r["floor"]["e2e_ms"]),
                 ]
             )
     t1 = bl.md_table(
@@ -624,6 +682,8 @@ def markdown(payload: dict[str, Any]) -> str:
             "rest: SQLite+profile+Docs p50 / p99",
             "e2e without embedding p50 / p99",
             "first touch of a user p50 / max ms",
+            "floor ms p50 / p99 (encoder + FAISS)",
+            "measured / floor p50 / p99",
         ],
         rows,
     )
@@ -720,6 +780,7 @@ def markdown(payload: dict[str, Any]) -> str:
             f"{k} = {v}" for k, v in t.items() if k not in ("target", "met") and v is not None
         )
         lines.append(f"- **{key}** — {t['target']}: **{verdict}**. {detail}")
+    lines += floor_markdown(payload)
     lines += precision_markdown(payload)
     for name, r in res.items():
         v = r.get("variant_threads")
@@ -804,6 +865,92 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def floor_markdown(payload: dict[str, Any]) -> list[str]:
+    """The physical floors: what the encoder's arithmetic and the FAISS scan cost at best."""
+    fl = payload.get("floors")
+    if not fl:
+        return []
+    cfg, mem = fl["model"], fl["memory"]
+    rows = []
+    for name, r in payload["results"].items():
+        f, e = r["floor"], r["e2e"]
+        rows.append(
+            [
+                name,
+                f"{f['tokens_p50']:.0f} / {f['tokens_p99']:.0f}",
+                f"{f['encoder_gflop_p50']:.2f}",
+                f"{f['encoder_ms']['p50']:.1f} / {f['encoder_ms']['p99']:.1f}",
+                f"{e['embedding']['p50']:.1f} / {e['embedding']['p99']:.1f}",
+                _vs(e["embedding"], f["encoder_ms"]),
+                f"{f['encoder_all_cores_ms']['p50']:.1f} / {f['encoder_all_cores_ms']['p99']:.1f}",
+                f"{f['faiss_bytes'] / 1e6:.1f}",
+                f"{f['faiss_ms']:.2f}",
+                f"{e['faiss']['p50']:.2f} / {e['faiss']['p99']:.2f}",
+                f"{e['faiss']['p50'] / f['faiss_ms']:.2f}",
+            ]
+        )
+    lines = [
+        "",
+        "## Physical floors",
+        "",
+        f"Encoder: FLOPs of one MiniLM encode at each query's token count ({cfg['layers']} "
+        f"layers, hidden {cfg['hidden']}, FFN {cfg['intermediate']}, {cfg['heads']} heads; "
+        "per layer 8·L·H² for the projections, 4·L²·H for the attention scores and their "
+        "product with V, 4·L·H·I for the FFN; softmax, GELU and layer norms left out) divided "
+        "by the peak of a torch fp32 matmul of the encoder's largest GEMM shape "
+        f"({' x '.join(map(str, fl['sgemm']['shape']))}), measured in this run: "
+        f"**{fl['sgemm']['gflop_s']} GFLOP/s on {fl['sgemm']['threads']} thread(s)** (the "
+        f"encoder's), {fl['sgemm_all_cores']['gflop_s']} GFLOP/s on "
+        f"{fl['sgemm_all_cores']['threads']}. FAISS: the flat scan reads every float32 vector "
+        f"of the user once, at the read bandwidth measured in this run, **{mem['read_gb_s']} "
+        f"GB/s** on one thread (`memory_bandwidth()`, last-level cache {mem['l3_cache_mib']} "
+        "MiB). The floor is a lower bound on a quiet machine; a measured / floor below 1 means "
+        "the probe underestimates the hardware (the scan runs faster than the probe's reads).",
+        "",
+        bl.md_table(
+            [
+                "store",
+                "query tokens p50 / p99",
+                "encoder GFLOP (p50 query)",
+                "encoder floor ms p50 / p99",
+                "embedding measured p50 / p99",
+                "embedding measured / floor",
+                "encoder floor on all cores p50 / p99",
+                "FAISS bytes scanned MB",
+                "FAISS floor ms",
+                "FAISS measured p50 / p99",
+                "FAISS measured / floor p50",
+            ],
+            rows,
+        ),
+    ]
+    big = payload["results"].get("100k")
+    if big:
+        f = big["floor"]
+        enc_all = f["encoder_all_cores_ms"]
+        reachable = enc_all["p99"] + f["faiss_ms"] <= TARGET_P99_MS_100K
+        lines += [
+            "",
+            f"**Is p99 <= {TARGET_P99_MS_100K:.0f} ms end to end at 100k reachable here?** "
+            + (
+                "Not in fp32 on this CPU. "
+                if not reachable
+                else "Only with every core on the encoder and nothing else running. "
+            )
+            + f"The p99 query has {f['tokens_p99']:.0f} tokens; its fp32 FLOPs alone take "
+            f"{f['encoder_ms']['p99']:.1f} ms at the sgemm peak of the encoder's "
+            f"{fl['sgemm']['threads']} thread(s) and {enc_all['p99']:.1f} ms with all "
+            f"{fl['sgemm_all_cores']['threads']} cores at peak (the median query, "
+            f"{f['tokens_p50']:.0f} tokens: {f['encoder_ms']['p50']:.1f} and "
+            f"{enc_all['p50']:.1f} ms), before FAISS's {f['faiss_ms']:.1f} ms scan floor and "
+            "the rest. The floor is the arithmetic itself: another fp32 backend (ONNX Runtime's "
+            "MLAS instead of torch's sgemm) only moves the part above it, and only fewer FLOPs "
+            "(shorter queries, a smaller encoder) or cheaper ones (int8 or bf16 units, which "
+            "must hold the quality bar) move the floor.",
+        ]
+    return lines
+
+
 def precision_markdown(payload: dict[str, Any]) -> list[str]:
     """The precision section: quality against fp32 beside the interleaved timings."""
     quality = payload.get("precision_quality")
@@ -823,6 +970,7 @@ def precision_markdown(payload: dict[str, Any]) -> list[str]:
         if not v:
             continue
         ref = v["variants"]["fp32"]
+        fl = v["floor"]
         rows = []
         for variant, st in v["variants"].items():
             q = quality["variants"][variant]
@@ -837,6 +985,8 @@ def precision_markdown(payload: dict[str, Any]) -> list[str]:
                     f"{st['without_embedding']['p50']:.2f} / {st['without_embedding']['p99']:.2f}",
                     f"{st['total']['p50'] / ref['total']['p50']:.2f} / "
                     f"{st['total']['p99'] / ref['total']['p99']:.2f}",
+                    f"{fl['encoder_ms']['p50']:.1f} / {fl['encoder_ms']['p99']:.1f}",
+                    _vs(st["embedding"], fl["encoder_ms"]),
                 ]
             )
         lines += [
@@ -859,6 +1009,8 @@ def precision_markdown(payload: dict[str, Any]) -> list[str]:
                     "embedding p50 / p99",
                     "without embedding p50 / p99",
                     "e2e vs fp32 p50 / p99",
+                    "fp32 encoder floor ms p50 / p99",
+                    "embedding measured / floor p50 / p99",
                 ],
                 rows,
             ),
@@ -943,6 +1095,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     emb.encode(["warm up"])
     log(f"precision='auto' runs {emb.variant}")
     machine = bl.machine_info()
+    args.floors = measure_floors(emb, log)
     embedders = bl.precision_embedders(precisions, log) if precisions else {}
     quality = (
         bl.precision_quality(
@@ -996,6 +1149,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "choice": emb.precision_choice.to_json() if emb.precision_choice else None,
         },
         "precision_quality": quality,
+        "floors": args.floors,
         "results": results,
         "targets": evaluate(results, scenarios),
         "wall_s": round(time.perf_counter() - t_start, 1),

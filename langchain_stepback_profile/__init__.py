@@ -10,10 +10,10 @@ Example:
     ```
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from langchain_stepback_profile.errors import (
+    BuildJobError,
     ContextOverflowError,
     DataFormatError,
     DuplicateItemError,
@@ -27,8 +27,10 @@ from langchain_stepback_profile.errors import (
     StoreError,
     UnknownUserError,
 )
+from langchain_stepback_profile.lazy import lazy_names
 
 if TYPE_CHECKING:
+    from langchain_stepback_profile.build_jobs import BuildJob
     from langchain_stepback_profile.chains import build_messages, create_personalized_chain
     from langchain_stepback_profile.distill import PROMPT_VERSION, ProfileBuild, StepBackProfiler
     from langchain_stepback_profile.embeddings import MiniLMEmbeddings
@@ -38,9 +40,11 @@ if TYPE_CHECKING:
     from langchain_stepback_profile.profile import ProfileDraft, UserProfile, WritingStyle
     from langchain_stepback_profile.retriever import StepBackProfileRetriever
     from langchain_stepback_profile.store import ProfileStore, SQLiteProfileStore
+    from langchain_stepback_profile.style_gists import StyleGists
     from langchain_stepback_profile.tasks import TASKS, TaskSpec, get_task
 
 _LAZY: dict[str, str] = {
+    "BuildJob": "build_jobs",
     "build_messages": "chains",
     "create_personalized_chain": "chains",
     "PROMPT_VERSION": "distill",
@@ -59,6 +63,7 @@ _LAZY: dict[str, str] = {
     "StepBackProfileRetriever": "retriever",
     "ProfileStore": "store",
     "SQLiteProfileStore": "store",
+    "StyleGists": "style_gists",
     "TASKS": "tasks",
     "TaskSpec": "tasks",
     "get_task": "tasks",
@@ -67,22 +72,11 @@ _LAZY: dict[str, str] = {
 the package (or its command line) loads no model, FAISS or LangChain machinery until needed."""
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # the next lookup is a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
 __all__ = [
     "PROMPT_VERSION",
     "TASKS",
+    "BuildJob",
+    "BuildJobError",
     "ContextOverflowError",
     "DataFormatError",
     "DuplicateItemError",
@@ -106,6 +100,7 @@ __all__ = [
     "StepBackProfileRetriever",
     "StepBackProfiler",
     "StoreError",
+    "StyleGists",
     "TaskSpec",
     "UnknownUserError",
     "UserProfile",
@@ -115,3 +110,5 @@ __all__ = [
     "get_task",
     "to_history_item",
 ]
+
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)

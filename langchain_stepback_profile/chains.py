@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
@@ -24,7 +24,16 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, R
 
 from langchain_stepback_profile.errors import InvalidArgumentError
 from langchain_stepback_profile.llms import with_max_tokens
-from langchain_stepback_profile.output_control import Controlled, control, grounding, headline
+from langchain_stepback_profile.names import GROUP_MODES, GroupMode
+from langchain_stepback_profile.output_control import (
+    Controlled,
+    control,
+    grounding,
+    headline,
+    list_items,
+    sentences,
+    shape,
+)
 from langchain_stepback_profile.prompting import (
     PromptStrategy,
     build_prompt,
@@ -52,16 +61,21 @@ __all__ = [
     "split_by_author",
 ]
 
-GroupMode = Literal["concat", "two_stage"]
-GROUP_MODES: tuple[str, ...] = get_args(GroupMode)
-"""How a group's answer is written: ``concat`` (every author's profile and history in one
-prompt, in author order) or ``two_stage`` (each author proposes, the first author merges)."""
 
-
-def _input_text(value: Any) -> str:
+def _input_text(value: Any, task: TaskSpec | None = None) -> str:
+    """The chain's input text; a task with a default input (``TaskSpec.default_input``) takes
+    that one for an empty input or ``None``, a task without one names what it needs."""
     if isinstance(value, dict):
         value = value.get("input")
-    if not isinstance(value, str) or not value.strip():
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgumentError(
+            f'the chain input must be a non-empty string or {{"input": "..."}}, got {value!r}'
+        )
+    if task is not None:
+        return task.input_text(
+            value, 'the chain input must be a non-empty string or {"input": "..."}'
+        )
+    if not value or not value.strip():
         raise InvalidArgumentError(
             f'the chain input must be a non-empty string or {{"input": "..."}}, got {value!r}'
         )
@@ -90,6 +104,68 @@ def typical_words(docs: Sequence[Document]) -> float | None:
     return float(lengths[len(lengths) // 2]) if lengths else None
 
 
+def target_words(task: TaskSpec, docs: Sequence[Document]) -> float | None:
+    """The length an answer is shaped to, in words: the task's ``max_words`` (per entry of a
+    list, times its entries), else for a one-line answer the lead author's typical length
+    (:func:`typical_words`); None when nothing says. A title-length habit never shortens an
+    abstract or a list of questions.
+
+    Example:
+        >>> target_words(get_task("abstract"), [])
+        220.0
+        >>> target_words(get_task("research_questions"), [])
+        75.0
+    """
+    if task.max_words:
+        entries = task.max_items or 1 if task.output_format == "list" else 1
+        return float(task.max_words * entries)
+    return typical_words(docs) if task.output_format == "line" else None
+
+
+def max_tokens_for(task: TaskSpec, words: float) -> int:
+    """The token cap of an answer of about ``words`` words: three tokens a word for a line
+    (titles are dense with rare words), 1.5 for running text."""
+    per_word = 3.0 if task.output_format == "line" else 1.5
+    return int(words * per_word) + 16
+
+
+def control_options(task: TaskSpec) -> dict[str, Any]:
+    """The shape arguments of :func:`~langchain_stepback_profile.output_control.control` for
+    a task: its format and limits."""
+    return {
+        "output_format": task.output_format,
+        "max_words": task.max_words,
+        "max_sentences": task.max_sentences,
+        "max_items": task.max_items,
+    }
+
+
+def shown_in_prompt(docs: Sequence[Document], messages: Sequence[BaseMessage]) -> list[str]:
+    """The ids of the documents whose text the prompt holds: a profile whose rendering it
+    shows, a history item whose output (or text) it shows. A profile the few-shot layout
+    keeps out of the prompt is not listed (it only sets the length).
+
+    Example:
+        >>> doc = Document("Parsing", id="a/1", metadata={"kind": "history", "output": "Parsing"})
+        >>> shown_in_prompt([doc], [HumanMessage("Titles: Parsing")])
+        ['a/1']
+    """
+    text = "\n".join(m.content for m in messages if isinstance(m.content, str))
+    shown = []
+    for d in docs:
+        key = d.page_content if d.metadata.get("kind") == "profile" else d.metadata.get("output")
+        if d.id and str(key or d.page_content) in text:
+            shown.append(d.id)
+    return shown
+
+
+def _author_names(docs: Sequence[Document]) -> list[str]:
+    """The authors' ids and their labels in the prompt (``Author 1``): never a list entry."""
+    ids = {str(d.metadata.get("user_id") or "") for d in docs} - {""}
+    positions = {int(d.metadata.get("position", 0)) for d in docs}
+    return [*sorted(ids), *(f"Author {p + 1}" for p in sorted(positions))]
+
+
 def _lead_stats(docs: Sequence[Document]) -> dict[str, Any]:
     return next(
         (d.metadata.get("stats") or {} for d in docs if d.metadata.get("kind") == "profile"), {}
@@ -98,22 +174,52 @@ def _lead_stats(docs: Sequence[Document]) -> dict[str, Any]:
 
 def prompt_sources(docs: Sequence[Document]) -> list[str]:
     """What the prompt showed that an answer must not simply copy: each profile line (without
-    its label) and each retrieved output."""
+    its label), each retrieved output and its style gist."""
     texts = []
     for d in docs:
         if d.metadata.get("kind") == "profile":
             texts += [line.split(":", 1)[-1] for line in d.page_content.splitlines()]
         else:
             texts.append(str(d.metadata.get("output") or d.page_content))
+            if d.metadata.get("style_gist"):
+                texts.append(str(d.metadata["style_gist"]))
     return texts
 
 
-def fallback_output(text: str, task: TaskSpec, words: float | None) -> str:
+def profile_points(docs: Sequence[Document]) -> list[str]:
+    """The entries of each profile's first line (its interests: ``Research interests /
+    topics: a; b``), in author order, each once.
+
+    Example:
+        >>> doc = Document("Research interests / topics: parsing; tweets\\nKeywords: x",
+        ...                metadata={"kind": "profile"})
+        >>> profile_points([doc])
+        ['parsing', 'tweets']
+    """
+    lines = [
+        d.page_content.splitlines()[0].split(":", 1)[-1]
+        for d in docs
+        if d.metadata.get("kind") == "profile" and d.page_content.strip()
+    ]
+    return list_items("; ".join(lines)) if lines else []
+
+
+def fallback_output(
+    text: str, task: TaskSpec, words: float | None, docs: Sequence[Document] = ()
+) -> str:
     """What is returned when the model gives nothing usable twice: the input itself for a
-    rewriting task, else a headline from its first sentence cut to the typical length."""
+    rewriting task; for a one-line answer a headline from the input's first sentence cut to
+    the typical length; for a paragraph or a list the input in that shape, or, when the
+    task's default input stood in for none, the interests the profiles name."""
     if task.rewrite:
         return text
-    return headline(text, words or 10)
+    if task.output_format == "line" and text != task.default_input:
+        return headline(text, words or 10)
+    points = profile_points(docs) if text == task.default_input else []
+    if task.output_format == "line":
+        return points[0] if points else ""
+    source = "\n".join(points) if points else "\n".join(sentences(text))
+    return shape(source, **control_options(task))
 
 
 SAMPLE_TEMPERATURE = 0.8
@@ -127,7 +233,9 @@ def _default_candidates(
     candidates: int | None, llm: BaseChatModel, layout: str, task: TaskSpec, control: bool
 ) -> int:
     if candidates is None:
-        small_titles = layout == "few_shot" and control and not task.rewrite
+        small_titles = (
+            layout == "few_shot" and control and not task.rewrite and task.output_format == "line"
+        )
         return SMALL_MODEL_CANDIDATES if small_titles and is_small_model(llm) else 1
     if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
         raise InvalidArgumentError(
@@ -199,10 +307,10 @@ class Personalizer:
     def _plan(
         self, text: str, docs: Sequence[Document]
     ) -> tuple[list[BaseMessage], list[Runnable], float | None]:
-        # a rewrite keeps its input's length; anything else is cut near the user's length
-        words = None if self.task.rewrite or not self.control else typical_words(docs)
+        # a rewrite keeps its input's length; anything else is cut to the task's length
+        words = None if self.task.rewrite or not self.control else target_words(self.task, docs)
         budget = words or (len(text.split()) if self.task.rewrite else None)
-        model = with_max_tokens(self.llm, int(budget * 3) + 16) if budget else self.llm
+        model = with_max_tokens(self.llm, max_tokens_for(self.task, budget)) if budget else self.llm
         samplers = [
             model.bind(temperature=SAMPLE_TEMPERATURE, seed=seed)
             for seed in range(1, self.candidates)
@@ -216,14 +324,20 @@ class Personalizer:
         if not self.control:
             return Controlled(raw.strip(), "ok")
         stats = _lead_stats(docs) if self.task.rewrite else {}
+        # an answer no history item holds (interests) may well repeat what the profile says
+        shown = (
+            docs if self.task.examples else [d for d in docs if d.metadata.get("kind") != "profile"]
+        )
         return control(
             raw,
-            typical_words=words,
-            sources=prompt_sources(docs),
+            typical_words=words if self.task.output_format == "line" else None,
+            sources=prompt_sources(shown),
             word_forms=stats.get("characteristic_forms", ()),
             lowercase=stats.get("lowercase_share", 0) >= 0.5,
             anchor=text if self.task.rewrite else None,
-            given=None if self.task.rewrite else text,
+            given=None if self.task.rewrite or text == self.task.default_input else text,
+            exclude=_author_names(docs),
+            **control_options(self.task),
         )
 
     def _result(
@@ -236,7 +350,9 @@ class Personalizer:
     ) -> dict[str, Any]:
         chosen = best_grounded(checks, text)
         output = (
-            checks[chosen].text if chosen is not None else fallback_output(text, self.task, words)
+            checks[chosen].text
+            if chosen is not None
+            else fallback_output(text, self.task, words, docs)
         )
         return {
             "output": output,
@@ -250,12 +366,16 @@ class Personalizer:
                 "candidates": self.candidates,
                 "chosen": chosen,
                 "fallback": chosen is None,
+                "shown": shown_in_prompt(docs, messages),
                 "llm_calls": 0 if self.layout == "style" else len(checks),
             },
         }
 
     def _retry(self, checks: list[Controlled]) -> bool:
-        return all(c.verdict != "ok" for c in checks) and self.layout != "plain"
+        # the plain prompt knows nothing of the authors: for an output no history item
+        # holds (interests, questions) the profiles' own interests are the better fallback
+        usable = any(c.verdict == "ok" for c in checks)
+        return not usable and self.layout != "plain" and self.task.examples
 
     def run(
         self, text: str, docs: Sequence[Document], config: RunnableConfig | None = None
@@ -318,10 +438,12 @@ def merge_prompt(text: str, task: TaskSpec, proposals: Sequence[str]) -> list[Ba
         <BLANKLINE>
         As the first author, write the final title from the proposals. Write only the title.
     """
-    listed = "\n".join(f"{n}. {p}" for n, p in enumerate(proposals, start=1))
+    listed = "\n".join(
+        f"{n}. {p.strip()}".replace("\n", "\n   ") for n, p in enumerate(proposals, start=1)
+    )
     return [
         HumanMessage(
-            f"{task.output_name.capitalize()}s proposed by the authors, first author first:\n"
+            f"{task.plural.capitalize()} proposed by the authors, first author first:\n"
             f"{listed}\n\n{request(text, task)}\n\nAs the first author, write the final "
             f"{task.output_name} from the proposals. Write only the {task.output_name}."
         )
@@ -366,8 +488,9 @@ class TwoStage:
         )
 
     def _merge_model(self, lead: Sequence[Document]) -> tuple[Runnable, float | None]:
-        words = None if self.task.rewrite or not self.control else typical_words(lead)
-        return (with_max_tokens(self.llm, int(words * 3) + 16) if words else self.llm), words
+        words = None if self.task.rewrite or not self.control else target_words(self.task, lead)
+        model = with_max_tokens(self.llm, max_tokens_for(self.task, words)) if words else self.llm
+        return model, words
 
     def _result(
         self,
@@ -378,8 +501,11 @@ class TwoStage:
         words: float | None,
     ) -> dict[str, Any]:
         raw = answer.content if isinstance(answer.content, str) else str(answer.content)
+        line = self.task.output_format == "line"
         merged = (
-            control(raw, typical_words=words) if self.control else Controlled(raw.strip(), "ok")
+            control(raw, typical_words=words if line else None, **control_options(self.task))
+            if self.control
+            else Controlled(raw.strip(), "ok")
         )
         usable = merged.verdict == "ok" and bool(merged.text.strip())
         calls = sum(p["control"]["llm_calls"] for p in proposals) + 1
@@ -392,6 +518,7 @@ class TwoStage:
                 "group_mode": "two_stage",
                 "proposal_layout": self.proposer.layout,
                 "proposals": [p["output"] for p in proposals],
+                "merge": merged.text,
                 "candidates": self.proposer.candidates,
                 "chosen": None,
                 "verdicts": [
@@ -400,6 +527,7 @@ class TwoStage:
                 ],
                 "actions": merged.actions,
                 "fallback": not usable,
+                "shown": [i for p in proposals for i in p["control"]["shown"]],
                 "llm_calls": calls,
             },
         }
@@ -440,6 +568,41 @@ def _group_mode(group_mode: Any) -> GroupMode:
     return group_mode
 
 
+def _with_gists(
+    retriever: Runnable[str, list[Document]], llm: BaseChatModel, step: Personalizer | TwoStage
+) -> Runnable[str, list[Document]]:
+    """The retriever with style gists on (written by ``llm`` unless it names its own model),
+    when the chain's layout shows them."""
+    from langchain_stepback_profile.retriever import StepBackProfileRetriever
+
+    if not isinstance(retriever, StepBackProfileRetriever):
+        raise InvalidArgumentError(
+            "style_gists=True needs a StepBackProfileRetriever (its memory caches the gists), "
+            f"got {type(retriever).__name__}; or pass StepBackProfileRetriever(..., "
+            "style_gists=True) as the retriever"
+        )
+    layout = step.proposer.layout if isinstance(step, TwoStage) else step.layout
+    if layout != "paper":
+        warnings.warn(
+            f"style gists are shown in the 'paper' prompt layout only; this chain's layout is "
+            f"{layout!r}, so no gist is written (pass prompt_layout='paper' to show them)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return retriever
+    if retriever.style_gists:
+        return retriever
+    return retriever.model_copy(update={"style_gists": True, "gist_llm": retriever.gist_llm or llm})
+
+
+def _count_gists(result: dict[str, Any], style_gists: bool) -> dict[str, Any]:
+    """The result with its gist calls in ``control["gist_calls"]`` (style gists on only)."""
+    if style_gists:
+        sources = [d.metadata.get("style_gist_source") for d in result["documents"]]
+        result["control"]["gist_calls"] = sum(s in ("written", "failed") for s in sources)
+    return result
+
+
 def create_personalized_chain(
     llm: BaseChatModel,
     retriever: Runnable[str, list[Document]],
@@ -451,6 +614,7 @@ def create_personalized_chain(
     return_context: bool = False,
     strategy: PromptStrategy | None = None,
     group_mode: GroupMode = "concat",
+    style_gists: bool = False,
 ) -> Runnable:
     """A chain ``input -> personalized output``: one LLM call per query (three with a small
     model in the few-shot layout; one more when output control rejects every answer).
@@ -468,6 +632,14 @@ def create_personalized_chain(
     ``"two_stage"`` has each author propose from their own profile and history and the first
     author merge the proposals (:class:`TwoStage`: ``n_authors + 1`` LLM calls; one answer
     per proposal unless ``candidates`` is given).
+    ``style_gists=True`` shows each retrieved item with its style gist (a one-line note of
+    its tone, length and structure, :mod:`~langchain_stepback_profile.style_gists`) written
+    by ``llm`` and cached in the retriever's memory: k items shown cost k more LLM calls the
+    first time, 0 once cached (``ProfileMemory.refresh(style_gists=True)`` writes them ahead);
+    ``control["gist_calls"]`` counts them. It needs a
+    :class:`~langchain_stepback_profile.retriever.StepBackProfileRetriever`, and gists are
+    shown in the ``paper`` layout only (elsewhere a warning says so and none is written: the
+    few-shot turns show the users' own outputs).
     With ``return_context=True`` the chain returns ``{"output", "documents", "messages",
     "control"}``.
 
@@ -477,23 +649,31 @@ def create_personalized_chain(
         chain.invoke({"input": "so tired today"}, config={"configurable": {"user_ids": ["u1"]}})
         ```
     """
+    spec = get_task(task)
     step_type = TwoStage if _group_mode(group_mode) == "two_stage" else Personalizer
     step = step_type(
         llm,
-        get_task(task),
+        spec,
         prompt_layout=_layout(prompt_layout, strategy),
         control=control,
         candidates=candidates,
     )
+
+    def read_input(value: Any) -> str:
+        return _input_text(value, spec)
+
+    if style_gists:
+        retriever = _with_gists(retriever, llm, step)
     gather = RunnableParallel(
-        input=RunnableLambda(_input_text), documents=RunnableLambda(_input_text) | retriever
+        input=RunnableLambda(read_input), documents=RunnableLambda(read_input) | retriever
     )
 
     def personalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        return step.run(state["input"], state["documents"], config)
+        return _count_gists(step.run(state["input"], state["documents"], config), style_gists)
 
     async def apersonalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        return await step.arun(state["input"], state["documents"], config)
+        result = await step.arun(state["input"], state["documents"], config)
+        return _count_gists(result, style_gists)
 
     chain = gather | RunnableLambda(personalize, afunc=apersonalize, name="personalize")
     if not return_context:

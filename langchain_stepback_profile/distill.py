@@ -48,6 +48,7 @@ from langchain_stepback_profile.evidence import (
 )
 from langchain_stepback_profile.history import HistoryItem, history_hash
 from langchain_stepback_profile.llms import with_max_tokens
+from langchain_stepback_profile.names import PROFILE_STRATEGIES, ProfileStrategy
 from langchain_stepback_profile.output_control import overlap, sentences
 from langchain_stepback_profile.profile import ProfileDraft, UserProfile, WritingStyle
 from langchain_stepback_profile.profile_schema import ProfileSchema
@@ -59,8 +60,6 @@ logger = logging.getLogger(__name__)
 
 PROMPT_VERSION = "2"
 BuildMode = Literal["unchanged", "built", "updated"]
-ProfileStrategy = Literal["auto", "llm", "extractive", "hybrid"]
-PROFILE_STRATEGIES: tuple[str, ...] = ("auto", "llm", "extractive", "hybrid")
 
 _SYSTEM = (
     "You write short, factual profiles of authors from what they wrote. You describe the "
@@ -213,10 +212,12 @@ class StepBackProfiler:
         strategy: ``"llm"`` the paper's profile, written by the model from the raw history;
             ``"extractive"`` no LLM at all: ranked keywords, representative items and measured
             style (see :mod:`~langchain_stepback_profile.evidence`); ``"hybrid"`` the model
-            writes from that evidence in one short call; ``"auto"`` is ``hybrid`` for small
-            local models (a 135M model cannot write the paper's profile reliably) and ``llm``
-            for any other. Every profile gets measured style statistics and a support score
-            per claim.
+            writes from that evidence in one short call; ``"auto"`` is ``extractive`` for
+            small local models (``hybrid`` with a custom ``profile_schema``, which needs a
+            model to fill it) and ``llm`` for any other: a 135M model cannot write the
+            paper's profile reliably, and its summaries identify their user less well than
+            the extractive profile does (``docs/evaluation.md``, profile attribution).
+            Every profile gets measured style statistics and a support score per claim.
         embeddings: ranks the keywords of extractive and hybrid profiles (default MiniLM).
         overwrite_edits: write every field anew; by default the fields a person edited
             (``UserProfile.edited_fields``) are kept as they are and the rest is rebuilt.
@@ -257,7 +258,7 @@ class StepBackProfiler:
         self.requested_strategy = strategy
         self.overwrite_edits = overwrite_edits
         if strategy == "auto":
-            strategy = "hybrid" if llm is not None and is_small_model(llm) else "llm"
+            strategy = self._auto_strategy(llm)
         self.strategy = strategy
         self.task = get_task(task)
         self._embeddings = embeddings
@@ -291,6 +292,13 @@ class StepBackProfiler:
                 f"history; give a larger context or a smaller max_output_tokens "
                 f"(now {self.max_output_tokens})"
             )
+
+    def _auto_strategy(self, llm: BaseChatModel | None) -> ProfileStrategy:
+        """What ``"auto"`` means for ``llm``: chosen by profile attribution (the profile that
+        best picks out its own user), not by habit."""
+        if llm is None or not is_small_model(llm):
+            return "llm"
+        return "extractive" if self.schema.builtin else "hybrid"
 
     # ----------------------------------------------------------------- cache and plan
     def cache_key(self) -> tuple[str, str, str, str]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from pydantic import ValidationError
+if TYPE_CHECKING:  # pydantic loads with the first model, not with the package
+    from pydantic import ValidationError
 
 
 class StepBackProfileError(Exception):
@@ -100,6 +101,16 @@ class ProfileTimeoutError(StepBackProfileError, TimeoutError):
 class ProfileModelError(StepBackProfileError):
     """The chat model could not be reached or kept failing (connection, timeout, rate limit,
     server error) after the retries; the stored profile was kept."""
+
+
+class BuildJobError(InvalidArgumentError):
+    """A build job cannot be started, joined or worked on as asked: the store cannot share a
+    build between processes, the job's running build has other settings, or no such job."""
+
+
+class BuildFailure(StepBackProfileError):
+    """A user's build that failed in a worker (maybe another process); its message is the
+    worker's ``"ErrorClass: message"``."""
 
 
 class MissingExtraError(StepBackProfileError, ImportError):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,7 +20,8 @@ from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage, HumanMessage
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_stepback_profile.errors import InvalidArgumentError, InvalidItemError
+from langchain_stepback_profile.errors import InvalidItemError
+from langchain_stepback_profile.names import check_user_id as check_user_id
 
 # LaMP-style field names, most specific first: (field, label) pairs.
 _OUTPUT_FIELDS: tuple[str, ...] = ("output", "title", "tag", "category", "score", "subject")
@@ -180,32 +180,3 @@ def history_hash(items: Iterable[HistoryItem]) -> str:
         digest.update(key.encode("utf-8"))
         digest.update(b"\n")
     return digest.hexdigest()
-
-
-def check_user_id(user_id: Any) -> str:
-    """The one rule for user ids, in every face: a non-empty string, compared exactly.
-
-    Ids that only look like another id are refused rather than stored: leading or trailing
-    whitespace, control or invisible format characters, and text not in Unicode NFC form (an
-    ``é`` written as ``e`` plus an accent). So ``"alice "`` can never be a second ``alice``, and
-    a face that trims the spaces around commas in ``"alice, bob"`` cannot merge two users.
-    """
-    if not isinstance(user_id, str) or not user_id.strip():
-        raise InvalidArgumentError(f"user id must be a non-empty string, got {user_id!r}")
-    if user_id != user_id.strip():
-        raise InvalidArgumentError(
-            f"user id {user_id!r} has leading or trailing whitespace; ids are compared exactly, "
-            f"so use {user_id.strip()!r}"
-        )
-    hidden = sorted({c for c in user_id if unicodedata.category(c).startswith("C")})
-    if hidden:
-        raise InvalidArgumentError(
-            f"user id {user_id!r} holds control or invisible characters "
-            f"({', '.join(f'U+{ord(c):04X}' for c in hidden)}); remove them"
-        )
-    if unicodedata.normalize("NFC", user_id) != user_id:
-        raise InvalidArgumentError(
-            f"user id {user_id!r} is not in Unicode NFC form and would look like another id; "
-            "pass unicodedata.normalize('NFC', user_id)"
-        )
-    return user_id

@@ -12,6 +12,7 @@ Layout, under a namespace prefix (default ``("stepback_profile",)``), one namesp
     (*prefix, "counters")                 "vid"    -> {"next": int}
     (*prefix, "users", USER, "items")     vid      -> {"vid", "item_id", "content_hash", "item"}
     (*prefix, "users", USER, "profiles")  version  -> {"version", "profile"}
+    (*prefix, "users", USER, "annotations")  KIND:HASH -> {"kind", "item_hash", "setup", "text"}
 
 ``USER`` is the user id percent-encoded (also ``.``), so every id is a valid namespace label
 and no two ids share a namespace.
@@ -41,6 +42,7 @@ from langchain_stepback_profile.history import HistoryItem
 from langchain_stepback_profile.profile import UserProfile
 from langchain_stepback_profile.store import (
     ForgetReport,
+    ItemAnnotation,
     ProfileStore,
     StoredItem,
     profile_version_taken,
@@ -64,6 +66,7 @@ from langgraph.store.base import (  # noqa: E402
 _PAGE = 1000  # rows per search call; every listing pages until a short page
 _ITEMS = "items"
 _PROFILES = "profiles"
+_ANNOTATIONS = "annotations"
 
 
 def user_label(user_id: str) -> str:
@@ -295,7 +298,57 @@ class LangGraphProfileStore(ProfileStore):
             vids = [stored.vid for stored in found.values()]
             if vids:
                 self._batch([_put(namespace, str(vid), None) for vid in vids])
+                kept = {s.item.content_hash for s in self._stored(user_id)}
+                notes = self._scan(self._ns(user_id, _ANNOTATIONS))
+                gone = [row for row in notes if row.value["item_hash"] not in kept]
+                if gone:  # annotations of contents the user no longer has
+                    self._batch([_put(row.namespace, row.key, None) for row in gone])
         return vids
+
+    # ----------------------------------------------------------------- annotations
+    def get_annotations(
+        self, user_id: str, kind: str, item_hashes: Iterable[str]
+    ) -> dict[str, ItemAnnotation]:
+        namespace = self._ns(user_id, _ANNOTATIONS)
+        hashes = list(dict.fromkeys(item_hashes))
+        rows = cast(
+            "list[Item | None]",
+            self._batch([GetOp(namespace, f"{kind}:{h}") for h in hashes]) if hashes else [],
+        )
+        return {
+            row.value["item_hash"]: ItemAnnotation(
+                row.value["item_hash"], row.value["setup"], row.value["text"]
+            )
+            for row in rows
+            if row is not None
+        }
+
+    def put_annotations(
+        self, user_id: str, kind: str, annotations: Sequence[ItemAnnotation]
+    ) -> int:
+        if not annotations:
+            return 0
+        namespace = self._ns(user_id, _ANNOTATIONS)
+        with self._lock:
+            _, present = self.lookup(user_id, [], [a.item_hash for a in annotations])
+            kept = [a for a in annotations if a.item_hash in present]
+            if kept:
+                self._batch(
+                    [
+                        _put(
+                            namespace,
+                            f"{kind}:{a.item_hash}",
+                            {
+                                "kind": kind,
+                                "item_hash": a.item_hash,
+                                "setup": a.setup,
+                                "text": a.text,
+                            },
+                        )
+                        for a in kept
+                    ]
+                )
+        return len(kept)
 
     # ----------------------------------------------------------------- profiles
     def _profiles(self, user_id: str) -> list[UserProfile]:
@@ -331,7 +384,10 @@ class LangGraphProfileStore(ProfileStore):
     # ----------------------------------------------------------------- forgetting
     def delete_user(self, user_id: str) -> ForgetReport:
         with self._lock:
-            rows = {kind: self._scan(self._ns(user_id, kind)) for kind in (_ITEMS, _PROFILES)}
+            rows = {
+                kind: self._scan(self._ns(user_id, kind))
+                for kind in (_ITEMS, _PROFILES, _ANNOTATIONS)
+            }
             deletes = [
                 _put(row.namespace, row.key, None) for found in rows.values() for row in found
             ]

@@ -33,10 +33,8 @@ from langchain_stepback_profile.errors import (
     InvalidArgumentError,
     InvalidItemError,
 )
-from langchain_stepback_profile.history import check_user_id, to_history_item
-
-FORMATS = ("lamp", "jsonl", "csv")
-"""The file formats :func:`load_histories` reads."""
+from langchain_stepback_profile.history import to_history_item
+from langchain_stepback_profile.names import FORMATS, check_user_id
 
 _EXTENSIONS = {".json": "lamp", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 _USER_FIELDS = ("user_id", "user")

@@ -19,10 +19,11 @@ import dataclasses
 import difflib
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -37,7 +38,19 @@ from pydantic import BaseModel
 from tqdm.auto import tqdm
 
 from langchain_stepback_profile.aio import off_loop
+from langchain_stepback_profile.build_jobs import (
+    DEFAULT_BUILD_JOB,
+    DONE,
+    FAILED,
+    BuildClaim,
+    BuildJob,
+    BuildJobStore,
+    BuildSettings,
+    TaskRow,
+    worker_name,
+)
 from langchain_stepback_profile.distill import (
+    PROFILE_STRATEGIES,
     BuildMode,
     ProfileBuild,
     ProfileStrategy,
@@ -51,6 +64,8 @@ from langchain_stepback_profile.embeddings import (
     encode_texts,
 )
 from langchain_stepback_profile.errors import (
+    BuildFailure,
+    BuildJobError,
     DuplicateItemError,
     InvalidArgumentError,
     ProfileBuildError,
@@ -79,11 +94,13 @@ from langchain_stepback_profile.profile import UserProfile
 from langchain_stepback_profile.profile_schema import ProfileSchema
 from langchain_stepback_profile.store import (
     STORE_FORMAT,
+    ItemAnnotation,
     ProfileStore,
     SQLiteProfileStore,
     VectorProfileStore,
     is_store_url,
 )
+from langchain_stepback_profile.style_gists import GistReport, StyleGists
 from langchain_stepback_profile.tasks import TaskSpec, get_task
 
 logger = logging.getLogger(__name__)
@@ -131,7 +148,7 @@ async def _awithin(
 ) -> ProfileBuild:
     try:
         return await asyncio.wait_for(build, timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         assert timeout is not None
         raise _timed_out(user_id, timeout) from None
 
@@ -197,15 +214,26 @@ class RefreshReport:
     builds: dict[str, ProfileBuild] = field(default_factory=dict)
     errors: dict[str, Exception] = field(default_factory=dict, repr=False)
     """Users whose build failed, with the error; their stored profiles are as they were."""
+    gists: GistReport | None = None
+    """The style gists written ahead of queries (``refresh(style_gists=True)``)."""
+    built_by: dict[str, str] = field(default_factory=dict)
+    """In a shared build (:meth:`ProfileMemory.build_job_report`), the worker (``machine:pid``)
+    that built or failed each user; empty for :meth:`ProfileMemory.refresh`."""
+    pending: list[str] = field(default_factory=list)
+    """In a shared build's report taken before its end, the users not finished yet."""
 
     @property
     def failures(self) -> dict[str, str]:
         """Each failed user and why, as text."""
-        return {user: f"{type(err).__name__}: {err}" for user, err in self.errors.items()}
+        return {
+            user: str(err) if isinstance(err, BuildFailure) else f"{type(err).__name__}: {err}"
+            for user, err in self.errors.items()
+        }
 
     @property
     def llm_calls(self) -> int:
-        return sum(b.llm_calls for b in self.builds.values())
+        gist_calls = self.gists.llm_calls if self.gists is not None else 0
+        return sum(b.llm_calls for b in self.builds.values()) + gist_calls
 
     @property
     def tokens(self) -> int:
@@ -219,7 +247,7 @@ class RefreshReport:
         return (
             f"{len(self.builds)} profiles: {self.count('built')} built, {self.count('updated')} "
             f"updated, {self.count('unchanged')} unchanged{failed}; {self.llm_calls} LLM calls, "
-            f"{self.tokens} tokens"
+            f"{self.tokens} tokens" + (f"; {self.gists}" if self.gists is not None else "")
         )
 
 
@@ -249,6 +277,19 @@ def _open_url(url: str) -> ProfileStore:
     return PostgresProfileStore(url)
 
 
+def _build_record(build: ProfileBuild) -> dict[str, Any]:
+    """What a worker records of a build in a shared build's row."""
+    return {
+        "mode": build.mode,
+        "version": build.profile.version,
+        "strategy": build.profile.strategy,
+        "llm_calls": build.llm_calls,
+        "input_tokens": build.input_tokens,
+        "output_tokens": build.output_tokens,
+        "chunks": build.chunks,
+    }
+
+
 class ProfileMemory:
     """Users' histories (SQLite + one FAISS index per user, or one PostgreSQL database) and
     their step-back profiles.
@@ -275,8 +316,9 @@ class ProfileMemory:
         profile_strategy: how profiles are written: ``"llm"`` (the paper's step-back profile),
             ``"hybrid"`` (the LLM writes from extractive evidence, one short call per user)
             or ``"extractive"`` (no LLM); see :class:`StepBackProfiler`. Default: the one
-            this store's profiles were last built with, else ``"auto"`` (``hybrid`` for small
-            local models such as the embedded one, ``llm`` for others).
+            this store's profiles were last built with, else ``"auto"`` (``extractive`` for
+            small local models such as the embedded one, ``hybrid`` with a custom schema,
+            ``llm`` for others).
         profile_schema: the shape of the profiles: the built-in fields (interests, keywords,
             style, summary) by default, or any pydantic model, filled by every strategy that
             calls an LLM (``extractive`` writes the built-in fields). Its profiles are stored
@@ -891,7 +933,7 @@ class ProfileMemory:
                 )
             latest = max(versions)
             restored = versions[version].model_copy(
-                update={"version": latest + 1, "created_at": datetime.now(timezone.utc)}
+                update={"version": latest + 1, "created_at": datetime.now(UTC)}
             )
             self._save_profile(restored)
         return restored
@@ -995,6 +1037,7 @@ class ProfileMemory:
         overwrite_edits: bool = False,
         timeout: float | None = None,
         config: RunnableConfig | None = None,
+        style_gists: bool = False,
     ) -> RefreshReport:
         """Build or update the step-back profiles of ``user_ids`` (default: every user).
 
@@ -1014,6 +1057,11 @@ class ProfileMemory:
         ``config`` (a ``RunnableConfig``: callbacks, tags, metadata) reaches every build:
         each user's profile is one run named ``stepback_profile`` with the LLM calls under it,
         so a tracer such as LangSmith shows one run per profile.
+
+        ``style_gists=True`` also writes the style gist of every item that has none yet
+        (:class:`~langchain_stepback_profile.style_gists.StyleGists`, with ``llm`` or this
+        memory's model; one LLM call per such item, in ``report.gists``), so queries with
+        ``style_gists=True`` and the same model cost 0 gist calls.
         """
         profiler, targets = self._begin_refresh(
             user_ids, llm, task, strategy, overwrite_edits, on_error, config
@@ -1024,6 +1072,8 @@ class ProfileMemory:
                 report.builds[user_id] = self._refresh_user(profiler, user_id, timeout, config)
             except Exception as err:  # any model or parser failure of this one user
                 self._fail(report, user_id, err)
+        if style_gists:
+            report.gists = StyleGists(self, _chat_model(llm)).precompute(targets, config)
         return self._conclude(report, on_error)
 
     async def arefresh(
@@ -1039,6 +1089,7 @@ class ProfileMemory:
         overwrite_edits: bool = False,
         timeout: float | None = None,
         config: RunnableConfig | None = None,
+        style_gists: bool = False,
     ) -> RefreshReport:
         """Async :meth:`refresh`: up to ``max_concurrency`` users are built at the same time,
         with at most ``max_concurrency`` LLM calls in flight (long histories make several).
@@ -1054,19 +1105,9 @@ class ProfileMemory:
         async def one(user_id: str) -> None:
             async with limit:
                 try:
-                    for _ in range(_BUILD_ATTEMPTS):
-                        items, previous = await off_loop(self._build_inputs, user_id)
-                        build = await _awithin(
-                            timeout,
-                            user_id,
-                            profiler.abuild(user_id, items, previous, limit=calls, config=config),
-                        )
-                        saved = await off_loop(self._save_build, build)
-                        if saved is not None:
-                            report.builds[user_id] = saved
-                            break
-                    else:
-                        raise _conflicts(user_id)
+                    report.builds[user_id] = await self._abuild_user(
+                        profiler, user_id, calls, timeout, config
+                    )
                 except Exception as err:
                     self._fail(report, user_id, err)
                 bar.update(1)
@@ -1076,7 +1117,361 @@ class ProfileMemory:
         finally:
             bar.close()
         report.builds = {u: report.builds[u] for u in targets if u in report.builds}
+        if style_gists:  # at most max_concurrency gist calls in flight
+            gists = StyleGists(self, _chat_model(llm), max_concurrency=max_concurrency)
+            report.gists = await gists.aprecompute(targets, config)
         return self._conclude(report, on_error)
+
+    async def _abuild_user(
+        self,
+        profiler: StepBackProfiler,
+        user_id: str,
+        calls: asyncio.Semaphore,
+        timeout: float | None,
+        config: RunnableConfig | None,
+    ) -> ProfileBuild:
+        """Build and save one user's profile, redone on a newer profile another writer stored."""
+        for _ in range(_BUILD_ATTEMPTS):
+            items, previous = await off_loop(self._build_inputs, user_id)
+            build = await _awithin(
+                timeout,
+                user_id,
+                profiler.abuild(user_id, items, previous, limit=calls, config=config),
+            )
+            saved = await off_loop(self._save_build, build)
+            if saved is not None:
+                return saved
+        raise _conflicts(user_id)
+
+    # ----------------------------------------------------------------- shared builds
+    @property
+    def supports_build_jobs(self) -> bool:
+        """True when several processes, on one or several machines, can split a build of this
+        store's profiles (:meth:`enqueue_build`): a PostgreSQL store; a folder (SQLite) or
+        LangGraph store cannot."""
+        return isinstance(self.store, BuildJobStore)
+
+    def _job_store(self) -> BuildJobStore:
+        if isinstance(self.store, BuildJobStore):
+            return self.store
+        raise BuildJobError(
+            f"the store at {self._where} ({type(self.store).__name__}) cannot split a profile "
+            "build between processes; use a postgresql:// store (ProfileMemory("
+            '"postgresql://..."), --store postgresql://...) for builds shared by several '
+            "processes or machines, or build in this one process: refresh(), "
+            "arefresh(max_concurrency=N), `profile build` without --workers/--job"
+        )
+
+    def enqueue_build(
+        self,
+        user_ids: Sequence[str] | str | None = None,
+        *,
+        job: str = DEFAULT_BUILD_JOB,
+        task: str | None = None,
+        strategy: ProfileStrategy | None = None,
+        overwrite_edits: bool = False,
+    ) -> BuildJob:
+        """Start the shared build ``job`` of ``user_ids``' profiles (default: every user), or
+        join its running build: the users it lacks are added to it. Workers in any process
+        that opens this store then split it (:meth:`run_build_worker`).
+
+        The settings (``task``, ``strategy``, ``overwrite_edits``) are the starter's, stored
+        with the build; a joiner that gives other ones is refused (:class:`BuildJobError`:
+        join with the same or none, or use another ``job`` name). A build ends when its last
+        user is finished; the next call starts a new one (unchanged profiles cost nothing).
+
+        Needs a store that can share a build (:attr:`supports_build_jobs`: PostgreSQL);
+        another store raises :class:`BuildJobError` naming the fix.
+
+        Example:
+            ```python
+            job = memory.enqueue_build()  # the same call on every machine
+            memory.run_build_worker(job, llm, max_concurrency=8)
+            ```
+        """
+        store = self._job_store()
+        if not isinstance(job, str) or not job.strip() or len(job) > 200:
+            raise BuildJobError(
+                f"job must be a non-empty name of at most 200 characters, got {job!r}"
+            )
+        if task is not None and not isinstance(task, str):
+            raise BuildJobError(f"a shared build's task must be a task name, got {task!r}")
+        if task is not None:
+            get_task(task)  # an unknown name is refused
+        if strategy is not None and strategy not in PROFILE_STRATEGIES:
+            raise InvalidArgumentError(
+                f"strategy must be one of {', '.join(PROFILE_STRATEGIES)}, got {strategy!r}"
+            )
+        targets = self._targets(user_ids)
+        own_task = task if task is not None else self.task if isinstance(self.task, str) else None
+        settings = BuildSettings(own_task, strategy, bool(overwrite_edits))
+
+        def check(running: BuildSettings) -> None:
+            other = [
+                f"{name} {have!r}, not {want!r}"
+                for name, have, want in (
+                    ("task", running.task, task),
+                    ("strategy", running.strategy, strategy),
+                    ("overwrite_edits", running.overwrite_edits, overwrite_edits or None),
+                )
+                if want is not None and have != want
+            ]
+            if other:
+                raise BuildJobError(
+                    f"the build job {job!r} running in the store at {self._where} has "
+                    f"{'; '.join(other)}; join it with the same settings (or none: a joiner "
+                    "takes the running build's), wait until it is done, or give another job "
+                    "name (job=..., --job NAME)"
+                )
+
+        run, stored, started, total = store.open_build_run(job, targets, settings, check)
+        return BuildJob(job, run, stored, started, total)
+
+    async def aenqueue_build(
+        self,
+        user_ids: Sequence[str] | str | None = None,
+        *,
+        job: str = DEFAULT_BUILD_JOB,
+        task: str | None = None,
+        strategy: ProfileStrategy | None = None,
+        overwrite_edits: bool = False,
+    ) -> BuildJob:
+        """Async :meth:`enqueue_build`."""
+        return await off_loop(
+            partial(
+                self.enqueue_build,
+                user_ids,
+                job=job,
+                task=task,
+                strategy=strategy,
+                overwrite_edits=overwrite_edits,
+            )
+        )
+
+    def run_build_worker(
+        self,
+        job: BuildJob | str = DEFAULT_BUILD_JOB,
+        llm: BaseChatModel | None = None,
+        *,
+        max_concurrency: int = 4,
+        timeout: float | None = None,
+        config: RunnableConfig | None = None,
+        poll: float = 0.5,
+        show_progress: bool = False,
+    ) -> RefreshReport:
+        """Work on a shared build until it is finished: claim a user nobody holds, build and
+        save the profile, record the result, repeat; ``max_concurrency`` users at once (and
+        LLM calls in flight) in this worker. Returns this worker's own report;
+        :meth:`build_job_report` has every worker's.
+
+        ``job`` is what :meth:`enqueue_build` returned, or a job name (its running build;
+        nothing to do if none runs). A worker whose users are all claimed waits (``poll``
+        seconds between looks) until the others' users are finished, so that it takes over
+        the user of a worker that dies: the store releases a dead worker's claim (PostgreSQL
+        ends its transaction when its connection closes). A failed user is recorded as
+        failed (not retried by this build) and keeps its stored profile. Call
+        :meth:`arun_build_worker` from async code.
+
+        Example:
+            ```python
+            report = memory.run_build_worker("profile-build", llm, max_concurrency=8)
+            ```
+        """
+        return asyncio.run(
+            self.arun_build_worker(
+                job,
+                llm,
+                max_concurrency=max_concurrency,
+                timeout=timeout,
+                config=config,
+                poll=poll,
+                show_progress=show_progress,
+            )
+        )
+
+    async def arun_build_worker(
+        self,
+        job: BuildJob | str = DEFAULT_BUILD_JOB,
+        llm: BaseChatModel | None = None,
+        *,
+        max_concurrency: int = 4,
+        timeout: float | None = None,
+        config: RunnableConfig | None = None,
+        poll: float = 0.5,
+        show_progress: bool = False,
+    ) -> RefreshReport:
+        """Async :meth:`run_build_worker`."""
+        store = self._job_store()
+        check_config(config)
+        slots = check_k(max_concurrency)
+        if isinstance(poll, bool) or not isinstance(poll, (int, float)) or not poll > 0:
+            raise InvalidArgumentError(f"poll must be a positive number of seconds, got {poll!r}")
+        found = await off_loop(self._job_run, job, True)
+        report = RefreshReport()
+        if found is None:
+            return report
+        run, settings = found
+        profiler = await off_loop(self._job_profiler, llm, settings)
+        worker = worker_name()
+        calls = asyncio.Semaphore(slots)
+        done = asyncio.Event()
+
+        async def slot() -> None:
+            while True:
+                claim = await off_loop(store.claim_build, run, worker)
+                if claim is not None:
+                    await self._work_claim(claim, profiler, calls, timeout, config, report)
+                    continue
+                pending, _ = await off_loop(store.build_run_pending, run)
+                if not pending:
+                    return
+                await asyncio.sleep(poll)
+
+        async def progress() -> None:
+            bar = tqdm(desc="profiles (all workers)", unit="user")
+            try:
+                while True:
+                    pending, total = await off_loop(store.build_run_pending, run)
+                    bar.total = total
+                    bar.n = total - pending
+                    bar.refresh()
+                    if done.is_set():
+                        return
+                    await asyncio.sleep(poll)
+            finally:
+                bar.close()
+
+        shown = asyncio.ensure_future(progress()) if show_progress else None
+        try:
+            await asyncio.gather(*(slot() for _ in range(slots)))
+        finally:
+            done.set()
+            if shown is not None:
+                await shown
+        return report
+
+    async def _work_claim(
+        self,
+        claim: BuildClaim,
+        profiler: StepBackProfiler,
+        calls: asyncio.Semaphore,
+        timeout: float | None,
+        config: RunnableConfig | None,
+        report: RefreshReport,
+    ) -> None:
+        """Build the claimed user and record the result; the claim is released (the user
+        claimable again) if this is interrupted."""
+        user_id, worker = claim.user_id, worker_name()
+        try:
+            try:
+                build = await self._abuild_user(profiler, user_id, calls, timeout, config)
+            except Exception as err:
+                self._fail(report, user_id, err)
+                state, result = FAILED, {"error": f"{type(err).__name__}: {err}"}
+            else:
+                report.builds[user_id] = build
+                state, result = DONE, _build_record(build)
+            report.built_by[user_id] = worker
+        except BaseException:
+            claim.release()
+            raise
+        try:
+            await off_loop(claim.finish, state, worker, result)
+        except StoreError as err:  # the profile is saved: a rebuild by another costs nothing
+            logger.warning("the result for user %r was not recorded: %s", user_id, err)
+
+    def _job_run(self, job: BuildJob | str, open_only: bool) -> tuple[int, BuildSettings] | None:
+        if isinstance(job, BuildJob):
+            return job.run, job.settings
+        return self._job_store().latest_build_run(job, open_only)
+
+    def _job_profiler(self, llm: BaseChatModel | None, settings: BuildSettings) -> StepBackProfiler:
+        profiler = self.profiler(
+            llm,
+            settings.task,
+            cast("ProfileStrategy | None", settings.strategy),
+            settings.overwrite_edits,
+        )
+        self._remember_strategy(profiler.requested_strategy)
+        return profiler
+
+    def build_job_report(
+        self,
+        job: BuildJob | str = DEFAULT_BUILD_JOB,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,
+        poll: float = 0.5,
+    ) -> RefreshReport:
+        """Every worker's results of a shared build (its last run when ``job`` is a name), in
+        the order its users were added: ``builds`` and ``errors`` as :meth:`refresh` gives
+        them, ``built_by`` naming each user's worker. With ``wait`` it waits until the build
+        is finished (at most ``timeout`` seconds: :class:`ProfileTimeoutError`); without,
+        unfinished users are listed in ``pending``."""
+        store = self._job_store()
+        found = self._job_run(job, False)
+        name = job.name if isinstance(job, BuildJob) else job
+        if found is None:
+            raise BuildJobError(
+                f"the store at {self._where} has no build job {name!r}; start one with "
+                "enqueue_build(job=...) (`profile build --job NAME`)"
+            )
+        run = found[0]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while wait:
+            pending, total = store.build_run_pending(run)
+            if not pending:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise ProfileTimeoutError(
+                    f"the build job {name!r} still has {pending} of {total} users unfinished "
+                    f"after {timeout:g} s; start workers on it (run_build_worker, `profile build "
+                    f"--job {name}`) or wait longer"
+                )
+            time.sleep(poll)
+        report = RefreshReport()
+        for row in store.build_run_tasks(run):
+            if row.state == DONE:
+                build = self._recorded_build(row)
+                if build is not None:
+                    report.builds[row.user_id] = build
+            elif row.state == FAILED:
+                error = (row.result or {}).get("error") or "the build failed"
+                report.errors[row.user_id] = BuildFailure(str(error))
+            else:
+                report.pending.append(row.user_id)
+                continue
+            if row.worker:
+                report.built_by[row.user_id] = row.worker
+        return report
+
+    async def abuild_job_report(
+        self,
+        job: BuildJob | str = DEFAULT_BUILD_JOB,
+        *,
+        wait: bool = True,
+        timeout: float | None = None,
+        poll: float = 0.5,
+    ) -> RefreshReport:
+        """Async :meth:`build_job_report`."""
+        return await off_loop(self.build_job_report, job, wait=wait, timeout=timeout, poll=poll)
+
+    def _recorded_build(self, row: TaskRow) -> ProfileBuild | None:
+        """A finished user's build as its worker recorded it, with the profile it stored."""
+        result = row.result or {}
+        versions = self.store.profile_versions(row.user_id)
+        if not versions:
+            return None  # forgotten since
+        version = result.get("version")
+        profile = next((p for p in versions if p.version == version), versions[-1])
+        return ProfileBuild(
+            profile,
+            cast(BuildMode, result.get("mode", "unchanged")),
+            llm_calls=int(result.get("llm_calls", 0)),
+            input_tokens=int(result.get("input_tokens", 0)),
+            output_tokens=int(result.get("output_tokens", 0)),
+            chunks=int(result.get("chunks", 0)),
+        )
 
     def _begin_refresh(
         self,
@@ -1190,6 +1585,25 @@ class ProfileMemory:
             self.store.set_meta("profile_strategy", strategy)
         self.profile_strategy = strategy
 
+    # ----------------------------------------------------------------- item annotations
+    def get_annotations(
+        self, user_id: str, kind: str, item_hashes: Sequence[str]
+    ) -> dict[str, ItemAnnotation]:
+        """The user's cached annotations of one ``kind`` (``"style_gist"``...) for these item
+        content hashes, by hash; another user's are never returned."""
+        user_id = self._known(user_id)
+        return self.store.get_annotations(user_id, kind, list(item_hashes))
+
+    def put_annotations(
+        self, user_id: str, kind: str, annotations: Sequence[ItemAnnotation]
+    ) -> int:
+        """Cache annotations of the user's items (one per content hash and kind, replacing
+        the stored one); those of items the user no longer has are dropped. Removing an item
+        removes its annotations, :meth:`forget` every one of the user's."""
+        user_id = self._known(user_id)
+        with self._lock:
+            return self.store.put_annotations(user_id, kind, list(annotations))
+
     # ----------------------------------------------------------------- forgetting
     def forget(self, user_id: str) -> dict[str, int]:
         """Remove every trace of a user: vectors, items, profile versions, caches.
@@ -1276,6 +1690,18 @@ class ProfileMemory:
     async def aforget(self, user_id: str) -> dict[str, int]:
         """Async :meth:`forget`."""
         return await off_loop(self.forget, user_id)
+
+    async def aget_annotations(
+        self, user_id: str, kind: str, item_hashes: Sequence[str]
+    ) -> dict[str, ItemAnnotation]:
+        """Async :meth:`get_annotations`."""
+        return await off_loop(self.get_annotations, user_id, kind, item_hashes)
+
+    async def aput_annotations(
+        self, user_id: str, kind: str, annotations: Sequence[ItemAnnotation]
+    ) -> int:
+        """Async :meth:`put_annotations`."""
+        return await off_loop(self.put_annotations, user_id, kind, annotations)
 
     async def acheck_integrity(self) -> dict[str, str]:
         """Async :meth:`check_integrity`."""

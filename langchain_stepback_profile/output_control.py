@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from langchain_stepback_profile.evidence import content_stems
+from langchain_stepback_profile.tasks import OutputFormat
 
 Verdict = Literal["ok", "chat", "copy", "drift", "empty"]
 
@@ -30,17 +31,29 @@ _LEAD_IN = re.compile(
     r"(?:following|new|suggested|generated)\b)[^:\n]{0,60}:)\s*",
     re.I,
 )
+# the model talking as an assistant; a long-form answer may start "This paper presents"
+_ASSISTANT_TEXT = (
+    r"i(?:'m| am) (?:ready|happy|glad|sorry)|as an ai|i can(?:not|'t)? (?:help|assist)"
+    r"|it (?:sounds|seems) like|what a\b"
+)
+_ASSISTANT = re.compile(rf"^\s*(?:{_ASSISTANT_TEXT})", re.I)
 _CHAT = re.compile(
-    r"^\s*(?:i(?:'m| am) (?:ready|happy|glad|sorry)|as an ai|i can(?:not|'t)? (?:help|assist)"
+    rf"^\s*(?:{_ASSISTANT_TEXT}"
     r"|(?:this|the) (?:paper|abstract|article|tweet|text|email|review) (?:is|was|discusses|"
-    r"describes|presents|talks|says|seems|mentions)|it (?:sounds|seems) like|what a\b"
+    r"describes|presents|talks|says|seems|mentions)"
     r"|(?:the|this) (?:author|user|writer)(?:'s)? (?:tweet|post|text|message))",
     re.I,
 )
 _LABEL = re.compile(
-    r"^\s*(?:\*\*|#+\s*)?(?:(?:title|headline|subject|paraphrase|tweet|answer|output)\s*:"
+    r"^\s*(?:\*\*|#+\s*)?(?:(?:title|headline|subject|paraphrase|tweet|answer|output|abstract"
+    r"|topic|(?:research )?(?:questions?|interests?))\s*:"
     r"|\[author \d+\])\s*",  # "[Author 1]": how the paper layout lists the history
     re.I,
+)
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\(?\d{1,2}[.)])\s+")
+# a list entry that talks about the authors or their work instead of naming a point
+_ABOUT = re.compile(
+    r"^(?:the|these|this|our|their) (?:authors?|users?|writers?|papers?|works?|previous)\b", re.I
 )
 # words a title or sentence does not end on
 _TRAIL_TEXT = """
@@ -168,17 +181,120 @@ def headline(text: str, typical_words: float) -> str:
     return cut[:1].upper() + cut[1:]
 
 
+def _clean_line(line: str) -> str:
+    for pattern in (_LEAD_IN, _LEAD_IN, _LABEL):  # "Sure! Here is a title: ..."
+        line = pattern.sub("", line, count=1)
+    line = line.strip().strip("*#`").strip()
+    if len(line) >= 2 and line[0] == line[-1] and line[0] in "\"'“”":
+        line = line[1:-1].strip()
+    return line.strip("\"'“”").strip() if line.strip("\"'“”*").strip() else ""
+
+
+def _answer_lines(text: str) -> list[str]:
+    """The answer's lines from its first one with content (chat lead-ins and labels removed
+    from that one); blank lines kept, as ``""``, to mark paragraphs."""
+    lines = text.strip().splitlines()
+    for n, line in enumerate(lines):
+        first = _clean_line(line)
+        if first:
+            return [first, *(other.strip() for other in lines[n + 1 :])]
+    return []
+
+
 def first_line(text: str) -> str:
     """The first non-empty line, without chat lead-ins, labels, quotes or markdown marks."""
-    for line in text.strip().splitlines():
-        for pattern in (_LEAD_IN, _LEAD_IN, _LABEL):  # "Sure! Here is a title: ..."
-            line = pattern.sub("", line, count=1)
-        line = line.strip().strip("*#`").strip()
-        if len(line) >= 2 and line[0] == line[-1] and line[0] in "\"'“”":
-            line = line[1:-1].strip()
-        if line.strip("\"'“”*").strip():
-            return line.strip("\"'“”").strip()
-    return ""
+    return next(iter(_answer_lines(text)), "")
+
+
+def first_paragraph(text: str) -> str:
+    """The first paragraph as one line (its lines joined), without chat lead-ins or labels.
+
+    Example:
+        >>> first_paragraph("Abstract:\\nWe parse tweets.\\nIt works.\\n\\nNotes: none")
+        'We parse tweets. It works.'
+    """
+    lines = _answer_lines(text)
+    end = lines.index("") if "" in lines else len(lines)
+    return " ".join(lines[:end])
+
+
+def list_items(text: str, exclude: Sequence[str] = ()) -> list[str]:
+    """The entries of a list answer: one a line (bullets and numbers removed), a line's
+    parts separated by ``;`` apart; repeated entries once, and none that talks about the
+    authors instead of naming a point (``The authors of...``) or introduces the list (``...:``).
+
+    Example:
+        >>> list_items("Here are the research interests:\\n1. Parsing\\n2. Tweets\\n- parsing")
+        ['Parsing', 'Tweets']
+        >>> list_items("parsing; machine translation\\nThe authors of the work, including")
+        ['parsing', 'machine translation']
+    """
+    lines = [_BULLET.sub("", line).strip() for line in _answer_lines(text)]
+    entries = [part.strip() for line in lines if line for part in _clean_line(line).split(";")]
+    entries = [e for e in entries if not (_CHAT.match(e) or _ABOUT.match(e) or e.endswith(":"))]
+    seen: set[str] = {_squash(x) for x in exclude}  # e.g. the authors' names: no interest
+    unique = []
+    for entry in entries:
+        key = _squash(entry)
+        if key and key not in seen:
+            seen.add(key)
+            unique.append(entry)
+    return unique
+
+
+def _cap_words(text: str, limit: int) -> str:
+    words = text.split()
+    return text if len(words) <= limit else _trim(words[: max(2, limit)])
+
+
+def shape_paragraph(text: str, max_sentences: int | None, max_words: int | None) -> str:
+    """Whole sentences of one paragraph: repeated sentences and an unfinished last one (the
+    token cap) dropped, at most ``max_sentences`` and ``max_words`` (a first sentence longer
+    than that is cut at a word boundary).
+
+    Example:
+        >>> shape_paragraph("We parse. We parse. It works well. And then the", 5, None)
+        'We parse. It works well.'
+    """
+    parts: list[str] = []
+    for sentence in sentences(cut_repetition(text, n=8)):
+        if sentence not in parts:
+            parts.append(sentence)
+    if len(parts) > 1 and not parts[-1].endswith((".", "!", "?", '"', ")")):
+        parts.pop()
+    if max_sentences:
+        parts = parts[:max_sentences]
+    while max_words and len(parts) > 1 and len(" ".join(parts).split()) > max_words:
+        parts.pop()
+    joined = " ".join(parts)
+    return _cap_words(joined, max_words) if max_words else joined
+
+
+def shape(
+    text: str,
+    output_format: OutputFormat,
+    *,
+    max_words: int | None = None,
+    max_sentences: int | None = None,
+    max_items: int | None = None,
+    exclude: Sequence[str] = (),
+) -> str:
+    """An answer in its task's shape (see :class:`~langchain_stepback_profile.tasks.TaskSpec`):
+    one cleaned line, one paragraph of whole sentences, or a list of ``- entry`` lines.
+
+    Example:
+        >>> print(shape("Sure! Here are two questions:\\n1. Why parse?\\n2. How?", "list",
+        ...             max_items=1))
+        - Why parse?
+    """
+    if output_format == "paragraph":
+        return shape_paragraph(first_paragraph(text), max_sentences, max_words)
+    if output_format == "list":
+        entries = list_items(text, exclude)
+        entries = entries[:max_items] if max_items else entries
+        return "\n".join(f"- {_cap_words(e, max_words) if max_words else e}" for e in entries)
+    line = first_line(text)
+    return _cap_words(line, max_words) if max_words else line
 
 
 def cut_repetition(text: str, n: int = 3) -> str:
@@ -239,6 +355,11 @@ def control(
     lowercase: bool = False,
     anchor: str | None = None,
     given: str | None = None,
+    output_format: OutputFormat = "line",
+    max_words: int | None = None,
+    max_sentences: int | None = None,
+    max_items: int | None = None,
+    exclude: Sequence[str] = (),
 ) -> Controlled:
     """Clean, check and shape one answer.
 
@@ -247,7 +368,16 @@ def control(
     that keeps under a third of its words has drifted away from it. The verdict says whether
     the answer can be used. ``given`` is the input of any other task: an answer that is a
     verbatim piece of it (the abstract's first sentence as a "title") is a copy too.
+    ``output_format`` and the ``max_*`` limits give the answer its task's shape (see
+    :func:`shape`): a ``line`` is also cut near ``typical_words``; a ``paragraph`` or a
+    ``list`` keeps whole sentences or entries, and only an assistant's chatter ("I'm happy
+    to help") counts as chat there, since an abstract may well start "This paper presents".
+    ``exclude`` are entries a list must not hold (the authors' names).
     """
+    if output_format != "line":
+        return _control_long(
+            raw, output_format, sources, given, max_words, max_sentences, max_items, exclude
+        )
     actions: list[str] = []
     text = first_line(raw)
     if text != raw.strip():
@@ -263,16 +393,56 @@ def control(
         shorter = cut_to_length(text, typical_words)
         if shorter != text:
             text, actions = shorter, [*actions, "cut to length"]
+    if max_words:  # the task's own bound holds whatever the user's habit
+        shorter = _cap_words(text, max_words)
+        if shorter != text:
+            text, actions = shorter, [*actions, "cut to length"]
     # checked on what would be returned: a model that continues the abstract is cut to a piece
-    if given is not None and _is_piece_of(text, given):
+    if _is_copy(text, sources, given):
         return Controlled(text, "copy", actions)
-    for source in sources:
-        if len(_words(text)) >= 3 and overlap(text, source) >= 0.9 and overlap(source, text) >= 0.6:
-            return Controlled(text, "copy", actions)
     if anchor is not None and overlap(text, anchor) < 1 / 3:
         return Controlled(text, "drift", actions)
     if word_forms or lowercase:
         styled = apply_word_forms(text, word_forms, lowercase)
         if styled != text:
             text, actions = styled, [*actions, "word forms"]
+    return Controlled(text, "ok", actions)
+
+
+def _is_copy(text: str, sources: Sequence[str], given: str | None) -> bool:
+    if given is not None and _is_piece_of(text, given):
+        return True
+    return any(
+        len(_words(text)) >= 3 and overlap(text, source) >= 0.9 and overlap(source, text) >= 0.6
+        for source in sources
+    )
+
+
+def _control_long(
+    raw: str,
+    output_format: OutputFormat,
+    sources: Sequence[str],
+    given: str | None,
+    max_words: int | None,
+    max_sentences: int | None,
+    max_items: int | None,
+    exclude: Sequence[str] = (),
+) -> Controlled:
+    """:func:`control` for a paragraph or a list: shaped whole, checked for an assistant's
+    chatter and for copies."""
+    text = shape(
+        raw,
+        output_format,
+        max_words=max_words,
+        max_sentences=max_sentences,
+        max_items=max_items,
+        exclude=exclude,
+    )
+    actions = ["shaped"] if " ".join(text.split()) != " ".join(raw.split()) else []
+    if not text.strip("- \n"):
+        return Controlled("", "empty", actions)
+    if _ASSISTANT.match(text.lstrip("- ")):
+        return Controlled(text, "chat", actions)
+    if _is_copy(text, sources, given):
+        return Controlled(text, "copy", actions)
     return Controlled(text, "ok", actions)

@@ -21,10 +21,14 @@ Tables live in one PostgreSQL schema (default ``stepback_profile``)::
     meta       (key, value)                          store settings (format, embedding model...)
     items      (vid identity, user_id, item_id, content_hash, data, embedding vector(dim))
     profiles   (user_id, version, data)
+    annotations (user_id, kind, item_hash, setup, text)  per-item notes (style gists)
+    build_runs  (run identity, job, settings, started_at)  shared profile builds (build_jobs)
+    build_tasks (run, user_id, seq, state, worker, result, finished_at)  one row per user
 
 User and item ids are ``bytea`` (UTF-8), so any id round-trips and users sort as in Python.
-A schema written by another schema version, or holding vectors of another dimension than
-asked, is refused before anything is written.
+A schema of version 1 (before the build tables) is upgraded in place at its first open; one
+written by a newer schema version, or holding vectors of another dimension than asked, is
+refused before anything is written.
 
 Example:
     ```python
@@ -37,20 +41,31 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
+from langchain_stepback_profile.build_jobs import (
+    DONE,
+    FAILED,
+    PENDING,
+    BuildClaim,
+    BuildJobStore,
+    BuildSettings,
+    TaskRow,
+)
 from langchain_stepback_profile.errors import DuplicateItemError, InvalidArgumentError, StoreError
 from langchain_stepback_profile.extras import require_extra
 from langchain_stepback_profile.history import HistoryItem
 from langchain_stepback_profile.profile import UserProfile
 from langchain_stepback_profile.store import (
     ForgetReport,
+    ItemAnnotation,
     StoredItem,
     VectorProfileStore,
     mask_url,
@@ -64,10 +79,36 @@ from pgvector.psycopg import register_vector  # noqa: E402
 from psycopg import sql  # noqa: E402
 from psycopg_pool import ConnectionPool, PoolTimeout  # noqa: E402
 
-SCHEMA_VERSION = 1
-"""The layout of the tables this code reads and writes; a schema of another version is refused."""
+SCHEMA_VERSION = 2
+"""The layout of the tables this code reads and writes. Version 1 (no build tables) is upgraded
+in place when opened; a newer version is refused (older code would not forget a user's rows
+in the tables it does not know)."""
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_ANNOTATIONS = (
+    "CREATE TABLE {s}.annotations (user_id bytea NOT NULL, kind text NOT NULL, "
+    "item_hash text NOT NULL, setup text NOT NULL, text text NOT NULL, "
+    "PRIMARY KEY (user_id, kind, item_hash))"
+)
+_BUILD_TABLES = (
+    "CREATE TABLE {s}.build_runs (run bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+    "job text NOT NULL, settings text NOT NULL, started_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE INDEX build_runs_by_job ON {s}.build_runs (job, run)",
+    "CREATE TABLE {s}.build_tasks (run bigint NOT NULL REFERENCES {s}.build_runs "
+    "ON DELETE CASCADE, user_id bytea NOT NULL, seq integer NOT NULL, "
+    "state text NOT NULL DEFAULT 'pending', worker text, result text, finished_at timestamptz, "
+    "PRIMARY KEY (run, user_id))",
+    "CREATE INDEX build_tasks_pending ON {s}.build_tasks (run, seq) WHERE state = 'pending'",
+    "CREATE INDEX build_tasks_by_user ON {s}.build_tasks (user_id)",
+)
+_CLAIM_SESSION = (
+    # the claim's transaction is idle while the model works: never end it for that, and notice
+    # a vanished worker machine within about 25 s (10 s idle, then 3 probes 5 s apart)
+    "SET idle_in_transaction_session_timeout = 0",
+    "SET tcp_keepalives_idle = 10",
+    "SET tcp_keepalives_interval = 5",
+    "SET tcp_keepalives_count = 3",
+)
 
 
 def _first_line(err: BaseException) -> str:
@@ -85,7 +126,7 @@ def _uid(user_id: str) -> bytes:
     return user_id.encode("utf-8")
 
 
-class PostgresProfileStore(VectorProfileStore):
+class PostgresProfileStore(VectorProfileStore, BuildJobStore):
     """A :class:`~langchain_stepback_profile.store.ProfileStore` in a PostgreSQL database with
     the pgvector extension, for many processes on many machines.
 
@@ -272,12 +313,12 @@ class PostgresProfileStore(VectorProfileStore):
                         "from a backup, or use another schema= or database"
                     )
                 version, stored = row
-                if version != SCHEMA_VERSION:
+                if version not in (1, SCHEMA_VERSION):  # 1 is upgraded below
                     raise StoreError(
                         f"the store at {self.location} has schema version {version}, but this "
                         f"version of langchain-stepback-profile reads schema version "
-                        f"{SCHEMA_VERSION}; open it with the package version that wrote it, or "
-                        "use another schema= or database"
+                        f"{SCHEMA_VERSION} (and upgrades version 1); open it with the package "
+                        "version that wrote it, or use another schema= or database"
                     )
                 if dimension is not None and stored is not None and stored != dimension:
                     raise StoreError(
@@ -288,6 +329,15 @@ class PostgresProfileStore(VectorProfileStore):
                 if dimension is not None and stored is None:
                     self._fix_dimension(conn, dimension)
                     stored = dimension
+                if "annotations" not in tables:  # a store written before they existed
+                    conn.execute(self._sql(_ANNOTATIONS))
+                if version == 1:  # add the build tables; every stored row stays as it is
+                    for statement in _BUILD_TABLES:
+                        conn.execute(self._sql(statement))
+                    conn.execute(
+                        self._sql("UPDATE {s}.store_info SET schema_version = %s"),
+                        (SCHEMA_VERSION,),
+                    )
                 return stored
         except psycopg.Error as err:
             raise self._failed(err) from None
@@ -314,6 +364,8 @@ class PostgresProfileStore(VectorProfileStore):
             "CREATE INDEX items_by_hash ON {s}.items (user_id, content_hash)",
             "CREATE TABLE {s}.profiles (user_id bytea NOT NULL, version integer NOT NULL, "
             "data text NOT NULL, PRIMARY KEY (user_id, version))",
+            _ANNOTATIONS,
+            *_BUILD_TABLES,
         ]
         for statement in statements:
             conn.execute(self._sql(statement))
@@ -525,7 +577,53 @@ class PostgresProfileStore(VectorProfileStore):
                 ),
                 (_uid(user_id), ids),
             )
-            return [int(r[0]) for r in cur.fetchall()]
+            vids = [int(r[0]) for r in cur.fetchall()]
+            if vids:  # annotations of contents the user no longer has
+                cur.execute(
+                    self._sql(
+                        "DELETE FROM {s}.annotations a WHERE a.user_id = %s AND NOT EXISTS "
+                        "(SELECT 1 FROM {s}.items i WHERE i.user_id = a.user_id "
+                        "AND i.content_hash = a.item_hash)"
+                    ),
+                    (_uid(user_id),),
+                )
+            return vids
+
+    # ----------------------------------------------------------------- annotations
+    def get_annotations(
+        self, user_id: str, kind: str, item_hashes: Iterable[str]
+    ) -> dict[str, ItemAnnotation]:
+        hashes = list(dict.fromkeys(item_hashes))
+        if not hashes:
+            return {}
+        rows = self._rows(
+            "SELECT item_hash, setup, text FROM {s}.annotations "
+            "WHERE user_id = %s AND kind = %s AND item_hash = ANY(%s)",
+            (_uid(user_id), kind, hashes),
+        )
+        return {h: ItemAnnotation(h, setup, text) for h, setup, text in rows}
+
+    def put_annotations(
+        self, user_id: str, kind: str, annotations: Sequence[ItemAnnotation]
+    ) -> int:
+        if not annotations:
+            return 0
+        uid = _uid(user_id)
+        stored = 0
+        with self._write(user_id) as cur:  # under the user's lock: no removal in between
+            for note in annotations:
+                cur.execute(
+                    self._sql(
+                        "INSERT INTO {s}.annotations (user_id, kind, item_hash, setup, text) "
+                        "SELECT %s, %s, %s, %s, %s WHERE EXISTS (SELECT 1 FROM {s}.items "
+                        "WHERE user_id = %s AND content_hash = %s) "
+                        "ON CONFLICT (user_id, kind, item_hash) DO UPDATE "
+                        "SET setup = excluded.setup, text = excluded.text"
+                    ),
+                    (uid, kind, note.item_hash, note.setup, note.text, uid, note.item_hash),
+                )
+                stored += cur.rowcount
+        return stored
 
     # ----------------------------------------------------------------- vectors
     def search(self, user_id: str, vector: np.ndarray, k: int) -> list[tuple[StoredItem, float]]:
@@ -597,15 +695,179 @@ class PostgresProfileStore(VectorProfileStore):
     # ----------------------------------------------------------------- forgetting
     def delete_user(self, user_id: str) -> ForgetReport:
         uid = _uid(user_id)
-        with self._write(user_id) as cur:
+        with self._write() as cur:
+            # first, before the user's lock: a build of this user that a worker holds is
+            # waited for (its profile is then deleted below), and that build may need the lock
+            cur.execute(self._sql("DELETE FROM {s}.build_tasks WHERE user_id = %s"), (uid,))
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_key(self.schema, user_id),))
             cur.execute(self._sql("DELETE FROM {s}.items WHERE user_id = %s"), (uid,))
             items = cur.rowcount
             cur.execute(self._sql("DELETE FROM {s}.profiles WHERE user_id = %s"), (uid,))
             versions = cur.rowcount
+            cur.execute(self._sql("DELETE FROM {s}.annotations WHERE user_id = %s"), (uid,))
         return ForgetReport(items=items, profile_versions=versions)
+
+    # ----------------------------------------------------------------- shared builds
+    def open_build_run(
+        self,
+        job: str,
+        users: Sequence[str],
+        settings: BuildSettings,
+        check: Callable[[BuildSettings], None],
+    ) -> tuple[int, BuildSettings, bool, int]:
+        with self._write() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_key(self.schema, "build", job),))
+            cur.execute(
+                self._sql(
+                    "SELECT r.run, r.settings FROM {s}.build_runs r WHERE r.job = %s AND EXISTS "
+                    "(SELECT 1 FROM {s}.build_tasks t WHERE t.run = r.run AND t.state = %s) "
+                    "ORDER BY r.run DESC LIMIT 1"
+                ),
+                (job, PENDING),
+            )
+            row = cur.fetchone()
+            started = row is None
+            if started:
+                # the job's finished runs but the last one go (their reports are superseded)
+                cur.execute(
+                    self._sql(
+                        "DELETE FROM {s}.build_runs WHERE job = %s AND run < "
+                        "(SELECT max(run) FROM {s}.build_runs WHERE job = %s)"
+                    ),
+                    (job, job),
+                )
+                cur.execute(
+                    self._sql(
+                        "INSERT INTO {s}.build_runs (job, settings) VALUES (%s, %s) RETURNING run"
+                    ),
+                    (job, settings.to_json()),
+                )
+                created = cur.fetchone()
+                assert created is not None  # INSERT ... RETURNING returns its row
+                run, stored = int(created[0]), settings
+            else:
+                assert row is not None
+                run, stored = int(row[0]), BuildSettings.from_json(row[1])
+                check(stored)  # raises to refuse the join: the transaction is rolled back
+            cur.execute(
+                self._sql("SELECT coalesce(max(seq), 0) FROM {s}.build_tasks WHERE run = %s"),
+                (run,),
+            )
+            first = int(cur.fetchone()[0]) + 1  # type: ignore[index]
+            cur.executemany(
+                self._sql(
+                    "INSERT INTO {s}.build_tasks (run, user_id, seq) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (run, user_id) DO NOTHING"
+                ),
+                [(run, _uid(u), first + n) for n, u in enumerate(dict.fromkeys(users))],
+            )
+            cur.execute(self._sql("SELECT count(*) FROM {s}.build_tasks WHERE run = %s"), (run,))
+            total = int(cur.fetchone()[0])  # type: ignore[index]
+        return run, stored, started, total
+
+    def latest_build_run(self, job: str, open_only: bool) -> tuple[int, BuildSettings] | None:
+        rows = self._rows(
+            "SELECT r.run, r.settings FROM {s}.build_runs r WHERE r.job = %s AND (NOT %s OR "
+            "EXISTS (SELECT 1 FROM {s}.build_tasks t WHERE t.run = r.run AND t.state = %s)) "
+            "ORDER BY r.run DESC LIMIT 1",
+            (job, open_only, PENDING),
+        )
+        return (int(rows[0][0]), BuildSettings.from_json(rows[0][1])) if rows else None
+
+    def claim_build(self, run: int, worker: str) -> BuildClaim | None:
+        """A pending user of the run that no open transaction holds, locked by a transaction
+        on a connection of its own (``FOR UPDATE SKIP LOCKED``) until the claim ends. When the
+        worker's process or machine dies, the server ends that transaction (the connection
+        closes, or its keepalive probes go unanswered) and the user is claimable again."""
+        try:
+            conn = psycopg.connect(
+                self.url,
+                autocommit=False,
+                connect_timeout=max(1, round(self._timeout)),
+                application_name=f"stepback-profile build {worker}"[:63],
+                keepalives=1,  # TCP: a vanished server is noticed in about 25 s
+                keepalives_idle=10,
+                keepalives_interval=5,
+                keepalives_count=3,
+            )
+        except psycopg.OperationalError as err:
+            raise self._refused(err) from None
+        try:
+            for statement in _CLAIM_SESSION:
+                conn.execute(statement)
+            row = conn.execute(
+                self._sql(
+                    "SELECT user_id FROM {s}.build_tasks WHERE run = %s AND state = %s "
+                    "ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED"
+                ),
+                (run, PENDING),
+            ).fetchone()
+        except psycopg.Error as err:
+            conn.close()
+            raise self._failed(err) from None
+        if row is None:
+            conn.close()
+            return None
+        return _PostgresClaim(self, conn, run, bytes(row[0]).decode("utf-8"))
+
+    def build_run_pending(self, run: int) -> tuple[int, int]:
+        row = self._rows(
+            "SELECT count(*) FILTER (WHERE state = %s), count(*) FROM {s}.build_tasks "
+            "WHERE run = %s",
+            (PENDING, run),
+        )[0]
+        return int(row[0]), int(row[1])
+
+    def build_run_tasks(self, run: int) -> list[TaskRow]:
+        rows = self._rows(
+            "SELECT user_id, state, worker, result FROM {s}.build_tasks WHERE run = %s "
+            "ORDER BY seq",
+            (run,),
+        )
+        return [
+            TaskRow(
+                bytes(uid).decode("utf-8"),
+                state,
+                worker,
+                None if result is None else json.loads(result),
+            )
+            for uid, state, worker, result in rows
+        ]
 
     def close(self) -> None:
         self._pool.close()
+
+
+class _PostgresClaim(BuildClaim):
+    """A user of a build run locked by this claim's own open transaction."""
+
+    def __init__(
+        self, store: PostgresProfileStore, conn: psycopg.Connection, run: int, user_id: str
+    ) -> None:
+        self._store = store
+        self._conn = conn
+        self._run = run
+        self.user_id = user_id
+
+    def finish(self, state: str, worker: str, result: dict[str, Any]) -> None:
+        if state not in (DONE, FAILED):
+            raise InvalidArgumentError(f"a claim finishes as {DONE!r} or {FAILED!r}, not {state!r}")
+        try:
+            self._conn.execute(
+                self._store._sql(
+                    "UPDATE {s}.build_tasks SET state = %s, worker = %s, result = %s, "
+                    "finished_at = now() WHERE run = %s AND user_id = %s"
+                ),
+                (state, worker, json.dumps(result), self._run, _uid(self.user_id)),
+            )
+            self._conn.commit()
+        except psycopg.Error as err:
+            raise self._store._failed(err) from None
+        finally:
+            self._conn.close()
+
+    def release(self) -> None:
+        self._conn.close()  # an open transaction is rolled back when its connection closes
 
 
 def _clash(item_id: str, user_id: str) -> DuplicateItemError:

@@ -30,9 +30,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-Precision = Literal["auto", "fp32", "bf16", "int8"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
-"""``auto`` picks one of the others per machine."""
+Precision = Literal["auto", "fp32", "bf16", "int8", "onnx"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8", "onnx")
+"""``auto`` picks one of the others per machine. ``onnx`` is fp32 arithmetic through ONNX
+Runtime instead of torch (the same weights, exported on first use)."""
 
 MIN_COSINE = 0.995
 """Lowest cosine to the fp32 vector of the same text a variant may give (worst text)."""
@@ -235,13 +236,19 @@ def _describe(check: Check) -> str:
 
 
 # --------------------------------------------------------------------------- cache
-def cache_file() -> Path:
-    """``$STEPBACK_PROFILE_CACHE`` or the XDG cache folder, then ``embedding-precision.json``."""
+def cache_dir() -> Path:
+    """``$STEPBACK_PROFILE_CACHE``, or ``langchain-stepback-profile`` in the XDG cache folder:
+    the verdicts of ``auto`` and the encoder's ONNX export."""
     root = os.environ.get("STEPBACK_PROFILE_CACHE")
     if root:
-        return Path(root) / "embedding-precision.json"
+        return Path(root)
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "langchain-stepback-profile" / "embedding-precision.json"
+    return base / "langchain-stepback-profile"
+
+
+def cache_file() -> Path:
+    """``embedding-precision.json`` in :func:`cache_dir`."""
+    return cache_dir() / "embedding-precision.json"
 
 
 def machine_key(threads: int, candidates: Sequence[str]) -> str:

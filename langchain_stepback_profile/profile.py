@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -240,7 +240,7 @@ class UserProfile(ProfileDraft):
     edited: bool = False
     edited_fields: list[str] = Field(default_factory=list)
     """The content fields a person set by hand; later refreshes keep them as they are."""
-    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     data: dict[str, Any] | None = None
     """The profile's content in a custom schema (``ProfileMemory(profile_schema=...)``), as
     JSON data; ``None`` for the built-in fields above."""

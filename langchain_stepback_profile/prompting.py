@@ -30,16 +30,16 @@ import contextlib
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from langchain_stepback_profile.errors import InvalidArgumentError
+from langchain_stepback_profile.names import PROMPT_STRATEGIES
+from langchain_stepback_profile.names import PromptStrategy as PromptStrategy
 from langchain_stepback_profile.tasks import TaskSpec
 
-PromptStrategy = Literal["auto", "paper", "few_shot", "plain", "style"]
-PROMPT_STRATEGIES: tuple[str, ...] = ("auto", "paper", "few_shot", "plain", "style")
 SHOT_WORDS = 80
 """Words of each example input a few-shot turn keeps."""
 # model names of small models that copy profile text and ignore layout hints
@@ -72,8 +72,8 @@ def resolve_strategy(strategy: str, llm: Any, task: TaskSpec | None = None) -> s
             "tweet_paraphrase); use 'few_shot' or 'paper' for this task"
         )
     if strategy == "auto":
-        if not is_small_model(llm):
-            return "paper"
+        if not is_small_model(llm) or (task is not None and not task.examples):
+            return "paper"  # an output no history item holds has no examples to show
         return "style" if task is not None and task.rewrite else "few_shot"
     return strategy
 
@@ -89,7 +89,16 @@ def format_profiles(docs: Sequence[Document]) -> str:
 
 
 def format_history(docs: Sequence[Document]) -> str:
-    """R_1,k; ...; R_n,k: retrieved history items, grouped by author in order."""
+    """R_1,k; ...; R_n,k: retrieved history items, grouped by author in order; an item's
+    style gist (metadata ``style_gist``), when it has one, on a ``Style note:`` line beside it.
+
+    Example:
+        >>> doc = Document("Parsing", metadata={"kind": "history", "position": 0,
+        ...     "style_gist": "terse; 1 word"})
+        >>> print(format_history([doc]))
+        [Author 1] Parsing
+        Style note: terse; 1 word
+    """
     lines = []
     for d in docs:
         if d.metadata.get("kind") != "history":
@@ -98,11 +107,11 @@ def format_history(docs: Sequence[Document]) -> str:
         if d.metadata.get("output"):
             out_label = str(d.metadata.get("output_label") or "output").capitalize()
             in_label = str(d.metadata.get("input_label") or "input").capitalize()
-            lines.append(
-                f"[{who}] {in_label}: {d.metadata['input']}\n{out_label}: {d.metadata['output']}"
-            )
+            line = f"[{who}] {in_label}: {d.metadata['input']}\n{out_label}: {d.metadata['output']}"
         else:
-            lines.append(f"[{who}] {d.page_content}")
+            line = f"[{who}] {d.page_content}"
+        gist = d.metadata.get("style_gist")
+        lines.append(f"{line}\nStyle note: {gist}" if gist else line)
     return "\n\n".join(lines)
 
 
@@ -129,14 +138,37 @@ def request(text: str, task: TaskSpec) -> str:
     return f"{task.instruction} {text}"
 
 
+_SHAPE_HINTS = {"line": "", "paragraph": " as one paragraph", "list": ", one a line"}
+
+
 def _paper(text: str, docs: Sequence[Document], task: TaskSpec) -> list[BaseMessage]:
     context = render_context(docs)
     sections = [context] if context else []
     sections.append(
-        f"{request(text, task)}\n\nWrite only the {task.output_name}, in the authors' style, "
-        "with no explanation."
+        f"{request(text, task)}\n\nWrite only the {task.output_name}"
+        f"{_SHAPE_HINTS[task.output_format]}, in the authors' style, with no explanation."
     )
     return [HumanMessage("\n\n".join(sections))]
+
+
+def example_pair(doc: Document, task: TaskSpec) -> tuple[str, str] | None:
+    """A retrieved item as an (input, output) example of ``task``, or None when it is no
+    pair. A pair whose input is what the task writes is shown the other way round: a
+    paper stored as abstract -> title is a title -> abstract example for the abstract task.
+
+    Example:
+        >>> from langchain_stepback_profile.tasks import get_task
+        >>> doc = Document("t", metadata={"input": "We parse.", "output": "Parsing",
+        ...     "input_label": "abstract", "output_label": "title"})
+        >>> example_pair(doc, get_task("abstract"))
+        ('Parsing', 'We parse.')
+    """
+    meta = doc.metadata
+    if meta.get("kind", "history") != "history" or not meta.get("input") or not meta.get("output"):
+        return None
+    if meta.get("input_label") == task.output_name:
+        return str(meta["output"]), str(meta["input"])
+    return str(meta["input"]), str(meta["output"])
 
 
 def _opening(text: str, words: int = SHOT_WORDS) -> str:
@@ -149,13 +181,7 @@ def _opening(text: str, words: int = SHOT_WORDS) -> str:
 def _few_shot(text: str, docs: Sequence[Document], task: TaskSpec) -> list[BaseMessage]:
     """Pairs as turns: the lead author's, plus the co-authors' single most similar pair; the
     lead's best match sits last, nearest the new input."""
-    pairs = [
-        d
-        for d in docs
-        if d.metadata.get("kind") == "history"
-        and d.metadata.get("output")
-        and d.metadata.get("input")
-    ]
+    pairs = [d for d in docs if d.metadata.get("kind") == "history" and example_pair(d, task)]
     # a paper the co-authors share is shown once, where its earliest author would show it
     first: dict[str, Document] = {}
     for d in pairs:
@@ -170,10 +196,8 @@ def _few_shot(text: str, docs: Sequence[Document], task: TaskSpec) -> list[BaseM
     shots.sort(key=lambda d: (-d.metadata["position"], d.metadata.get("score", 0.0)))
     messages: list[BaseMessage] = []
     for d in shots:
-        messages += [
-            HumanMessage(request(d.metadata["input"], task)),
-            AIMessage(d.metadata["output"]),
-        ]
+        shown, written = example_pair(d, task) or ("", "")
+        messages += [HumanMessage(request(shown, task)), AIMessage(written)]
     return [*messages, HumanMessage(request(text, task))]
 
 

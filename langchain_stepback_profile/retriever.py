@@ -20,13 +20,16 @@ from langchain_core.callbacks import (
     CallbackManagerForRetrieverRun,
 )
 from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, ensure_config
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from langchain_stepback_profile.aio import off_loop
 from langchain_stepback_profile.errors import InvalidArgumentError, explain
+from langchain_stepback_profile.history import HistoryItem
 from langchain_stepback_profile.memory import ProfileMemory, SearchResult, check_k, check_user_id
+from langchain_stepback_profile.style_gists import StyleGist, StyleGists
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +74,17 @@ def profile_document(user_id: str, position: int, memory: ProfileMemory) -> Docu
     )
 
 
-def history_document(result: SearchResult, position: int) -> Document:
+def history_document(
+    result: SearchResult, position: int, gist: StyleGist | None = None
+) -> Document:
+    """A retrieved item as a Document; with ``gist``, its style gist in ``style_gist`` (when
+    it was written) and where it came from in ``style_gist_source``."""
     item = result.item
+    gist_fields: dict[str, Any] = {}
+    if gist is not None:
+        gist_fields["style_gist_source"] = gist.source
+        if gist.text:
+            gist_fields["style_gist"] = gist.text
     return Document(
         page_content=item.text,
         id=document_id(result.user_id, item.id),  # unique across users and items
@@ -92,6 +104,7 @@ def history_document(result: SearchResult, position: int) -> Document:
                 if item.output
                 else {}
             ),
+            **gist_fields,
         },
     )
 
@@ -116,6 +129,13 @@ class StepBackProfileRetriever(BaseRetriever):
     Author order matters and is kept: profiles first (user order), then history grouped by
     user in the same order (the paper's x~ = [x; R_1,k; ...; R_n,k]).
 
+    With ``style_gists=True`` each history item carries its style gist (metadata
+    ``style_gist``: a one-line note of its tone, length and structure), written by
+    ``gist_llm`` (default the memory's model, else the embedded one) and cached in the store:
+    k items per user cost k LLM calls the first time, 0 once cached (see
+    :mod:`~langchain_stepback_profile.style_gists`; at most ``gist_concurrency`` calls in
+    flight). An item whose gist fails is returned without one.
+
     Example:
         ```python
         retriever = StepBackProfileRetriever(memory=ProfileMemory("./profiles"), k=3)
@@ -130,6 +150,9 @@ class StepBackProfileRetriever(BaseRetriever):
     include_profiles: bool = True
     include_history: bool = True
     user_ids: list[str] | None = None
+    style_gists: bool = False
+    gist_llm: BaseChatModel | None = None
+    gist_concurrency: int = Field(default=4, gt=0)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -168,7 +191,10 @@ class StepBackProfileRetriever(BaseRetriever):
         return users, check_k(self.k if k is None else k)
 
     def _documents(
-        self, users: list[str], hits: dict[str, list[SearchResult]] | None
+        self,
+        users: list[str],
+        hits: dict[str, list[SearchResult]] | None,
+        gists: dict[tuple[str, str], StyleGist] | None = None,
     ) -> list[Document]:
         docs: list[Document] = []
         if self.include_profiles:
@@ -177,8 +203,20 @@ class StepBackProfileRetriever(BaseRetriever):
                 if doc is not None:
                     docs.append(doc)
         for position, user_id in enumerate(users):
-            docs.extend(history_document(hit, position) for hit in (hits or {}).get(user_id, []))
+            docs.extend(
+                history_document(hit, position, (gists or {}).get((user_id, hit.item.content_hash)))
+                for hit in (hits or {}).get(user_id, [])
+            )
         return docs
+
+    def _gists(self) -> StyleGists | None:
+        if not (self.style_gists and self.include_history):
+            return None
+        return StyleGists(self.memory, self.gist_llm, max_concurrency=self.gist_concurrency)
+
+    @staticmethod
+    def _wanted(hits: dict[str, list[SearchResult]]) -> dict[str, list[HistoryItem]]:
+        return {user_id: [hit.item for hit in found] for user_id, found in hits.items()}
 
     def _get_relevant_documents(
         self,
@@ -190,7 +228,11 @@ class StepBackProfileRetriever(BaseRetriever):
     ) -> list[Document]:
         users, k = self._resolve(user_ids, k)
         hits = self.memory.search_many(users, query, k) if self.include_history else None
-        return self._documents(users, hits)
+        writer = self._gists()
+        if writer is None or not hits:
+            return self._documents(users, hits)
+        gists = writer.write(self._wanted(hits), {"callbacks": run_manager.get_child()})
+        return self._documents(users, hits, gists)
 
     async def _aget_relevant_documents(
         self,
@@ -202,4 +244,8 @@ class StepBackProfileRetriever(BaseRetriever):
     ) -> list[Document]:
         users, k = self._resolve(user_ids, k)
         hits = await self.memory.asearch_many(users, query, k) if self.include_history else None
-        return await off_loop(self._documents, users, hits)
+        writer = self._gists()
+        if writer is None or not hits:
+            return await off_loop(self._documents, users, hits)
+        gists = await writer.awrite(self._wanted(hits), {"callbacks": run_manager.get_child()})
+        return await off_loop(self._documents, users, hits, gists)

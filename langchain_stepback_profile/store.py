@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from langchain_stepback_profile.errors import ProfileVersionConflictError, StoreError
 from langchain_stepback_profile.history import HistoryItem
+from langchain_stepback_profile.names import is_store_url as is_store_url
 from langchain_stepback_profile.profile import UserProfile
 
 if TYPE_CHECKING:  # numpy loads with the stores that use vectors, not with this module
@@ -38,6 +39,19 @@ class StoredItem:
 
     vid: int
     item: HistoryItem
+
+
+@dataclass(frozen=True)
+class ItemAnnotation:
+    """A short text written about one history item (a style gist), cached by the store.
+
+    ``item_hash`` is the item's content hash, so an edited item has no annotation; ``setup``
+    names what wrote it (prompt and model), so another setup writes it again.
+    """
+
+    item_hash: str
+    setup: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -136,7 +150,25 @@ class ProfileStore(ABC):
 
     @abstractmethod
     def delete_user(self, user_id: str) -> ForgetReport:
-        """Remove all of the user's rows."""
+        """Remove all of the user's rows (annotations included)."""
+
+    def get_annotations(
+        self, user_id: str, kind: str, item_hashes: Iterable[str]
+    ) -> dict[str, ItemAnnotation]:
+        """The user's stored annotations of one ``kind`` for these item content hashes, by hash.
+
+        A store without annotation storage keeps none (the default): they are then written
+        again on every use. Every store of this package keeps them.
+        """
+        return {}
+
+    def put_annotations(
+        self, user_id: str, kind: str, annotations: Sequence[ItemAnnotation]
+    ) -> int:
+        """Store (or replace) annotations of the user's items; an annotation whose item the
+        user no longer has is dropped. Returns how many were stored. Removing an item
+        (:meth:`remove_items`) removes its annotations, :meth:`delete_user` all of them."""
+        return 0
 
     def verify(self) -> None:  # noqa: B027 - optional hook
         """Raise :class:`StoreError` if the store's own structures are damaged; called before a
@@ -196,16 +228,6 @@ class VectorProfileStore(ProfileStore):
         """Store the vectors of the user's items with these vector ids."""
 
 
-def is_store_url(value: object) -> bool:
-    """True for a PostgreSQL URL (``postgresql://...``), which names a store instead of a folder.
-
-    Example:
-        >>> is_store_url("postgresql://app@db:5432/profiles"), is_store_url("./profiles")
-        (True, False)
-    """
-    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
-
-
 def mask_url(url: str) -> str:
     """The URL with its password replaced by ``***``, for messages.
 
@@ -236,6 +258,14 @@ CREATE TABLE IF NOT EXISTS profiles (
     version INTEGER NOT NULL,
     data TEXT NOT NULL,
     PRIMARY KEY (user_id, version)
+);
+CREATE TABLE IF NOT EXISTS annotations (
+    user_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    item_hash TEXT NOT NULL,
+    setup TEXT NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (user_id, kind, item_hash)
 );
 """
 
@@ -401,7 +431,45 @@ class SQLiteProfileStore(ProfileStore):
             self._conn.executemany(
                 "DELETE FROM items WHERE user_id = ? AND vid = ?", [(user_id, v) for v in vids]
             )
+            if vids:  # annotations of contents the user no longer has
+                self._conn.execute(
+                    "DELETE FROM annotations WHERE user_id = ? AND item_hash NOT IN "
+                    "(SELECT content_hash FROM items WHERE user_id = ?)",
+                    (user_id, user_id),
+                )
         return vids
+
+    def get_annotations(
+        self, user_id: str, kind: str, item_hashes: Iterable[str]
+    ) -> dict[str, ItemAnnotation]:
+        found: dict[str, ItemAnnotation] = {}
+        hashes = list(dict.fromkeys(item_hashes))
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(
+                "SELECT item_hash, setup, text FROM annotations "
+                f"WHERE user_id = ? AND kind = ? AND item_hash IN ({marks})",
+                (user_id, kind, *chunk),
+            )
+            found.update((h, ItemAnnotation(h, setup, text)) for h, setup, text in rows)
+        return found
+
+    def put_annotations(
+        self, user_id: str, kind: str, annotations: Sequence[ItemAnnotation]
+    ) -> int:
+        stored = 0
+        with self._transaction():
+            for note in annotations:
+                stored += self._conn.execute(
+                    "INSERT INTO annotations (user_id, kind, item_hash, setup, text) "
+                    "SELECT ?, ?, ?, ?, ? WHERE EXISTS "
+                    "(SELECT 1 FROM items WHERE user_id = ? AND content_hash = ?) "
+                    "ON CONFLICT (user_id, kind, item_hash) DO UPDATE "
+                    "SET setup = excluded.setup, text = excluded.text",
+                    (user_id, kind, note.item_hash, note.setup, note.text, user_id, note.item_hash),
+                ).rowcount
+        return stored
 
     def get_profile(self, user_id: str) -> UserProfile | None:
         rows = self._query(
@@ -431,6 +499,7 @@ class SQLiteProfileStore(ProfileStore):
             versions = self._conn.execute(
                 "DELETE FROM profiles WHERE user_id = ?", (user_id,)
             ).rowcount
+            self._conn.execute("DELETE FROM annotations WHERE user_id = ?", (user_id,))
         # The log still holds the pages written before the delete: copy it into the database
         # (where secure_delete zeroed the rows) and truncate it.
         self._query("PRAGMA wal_checkpoint(TRUNCATE)")

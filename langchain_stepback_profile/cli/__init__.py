@@ -18,34 +18,37 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
-import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from langchain_stepback_profile.cli.commands import (
-    cmd_eval,
-    cmd_forget,
-    cmd_ingest,
-    cmd_profile_build,
-    cmd_profile_edit,
-    cmd_profile_export,
-    cmd_profile_import,
-    cmd_profile_rollback,
-    cmd_profile_show,
-    cmd_query,
-    cmd_users,
-    run_demo,
-)
-from langchain_stepback_profile.cli.parser import DEFAULT_K, build_parser
-from langchain_stepback_profile.cli.session import (
+from langchain_stepback_profile.cli.parser import (
+    DEFAULT_K,
     DEFAULT_STORE,
     DEFAULT_TASK,
     PROG,
     ModelSpec,
-    Session,
+    build_parser,
 )
 from langchain_stepback_profile.errors import StepBackProfileError
+from langchain_stepback_profile.lazy import lazy_names
+
+if TYPE_CHECKING:
+    from langchain_stepback_profile.cli.commands import (
+        cmd_eval,
+        cmd_forget,
+        cmd_ingest,
+        cmd_profile_build,
+        cmd_profile_edit,
+        cmd_profile_export,
+        cmd_profile_import,
+        cmd_profile_rollback,
+        cmd_profile_show,
+        cmd_query,
+        cmd_users,
+        run_demo,
+    )
+    from langchain_stepback_profile.cli.session import Session
 
 __all__ = [
     "DEFAULT_K",
@@ -70,6 +73,16 @@ __all__ = [
     "run_demo",
 ]
 
+_LAZY: dict[str, str] = {
+    "Session": "session",
+    "run_demo": "commands",
+    **{name: "commands" for name in __all__ if name.startswith("cmd_")},
+}
+"""The names imported on first use and their modules: the parser alone answers ``--help``
+and usage errors, without loading the models and stores the commands use."""
+
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)
+
 
 # --------------------------------------------------------------------- entry point
 def _one_line(text: str) -> str:
@@ -90,6 +103,10 @@ def _failure(err: BaseException, debug: bool) -> tuple[int, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = build_parser().parse_args(argv)
+    # the rest loads only for a command that runs: --help and usage errors exit above
+    import logging
+    import traceback
+
     debug = getattr(args, "debug", False)
     logging.basicConfig(
         stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
@@ -98,13 +115,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if debug:
         logging.getLogger("langchain_stepback_profile").setLevel(logging.DEBUG)
     try:
-        if args.handler is run_demo:
-            return run_demo(args)
+        from langchain_stepback_profile.cli import commands
+        from langchain_stepback_profile.cli.session import Session
+
+        if args.handler == "run_demo":
+            return commands.run_demo(args)
+        handler = getattr(commands, args.handler)
         out = sys.stdout
         with contextlib.redirect_stdout(sys.stderr):  # library prints stay off stdout
             session = Session(args, out)
             try:
-                args.handler(session, args)
+                handler(session, args)
             finally:
                 session.close()
         return 0

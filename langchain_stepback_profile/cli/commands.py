@@ -30,11 +30,13 @@ from langchain_stepback_profile.errors import (
     InvalidArgumentError,
     ProfileBuildError,
 )
-from langchain_stepback_profile.evaluation.tasks import ATTRIBUTION
 from langchain_stepback_profile.extras import require_extra
 from langchain_stepback_profile.history import history_hash
-from langchain_stepback_profile.loaders import detect_format, load_histories, read_json
+from langchain_stepback_profile.loaders import detect_format, load_histories, read_json, read_text
+from langchain_stepback_profile.memory import ProfileMemory, RefreshReport
+from langchain_stepback_profile.names import ATTRIBUTION
 from langchain_stepback_profile.retriever import StepBackProfileRetriever
+from langchain_stepback_profile.tasks import WRITING_TASKS, get_task
 from langchain_stepback_profile.usage import LLMUsage
 
 
@@ -88,10 +90,50 @@ def cmd_profile_build(session: Session, args: argparse.Namespace) -> None:
     memory = session.memory(record_task=True)
     users = session.known_users(memory, args.users)
     task = session.task_name(memory)
+    job = None
+    if memory.supports_build_jobs or args.job is not None or (args.workers or 1) > 1:
+        from langchain_stepback_profile.cli.workers import shared_build
+
+        job, report = shared_build(session, args, memory, users)
+        task = job.settings.task or task
+    else:
+        report = _build_here(session, args, memory, users, task)
+    result = report_dict(report, task)
+    if job is not None:
+        result["job"] = job.name
+    if session.json:
+        session.emit(result)
+    else:
+        header: tuple[str, ...] = ("user", "status", "strategy", "version", "LLM calls")
+        rows: list[tuple[object, ...]] = [
+            (u, b.mode, b.profile.strategy, b.profile.version, b.llm_calls)
+            for u, b in report.builds.items()
+        ]
+        rows += [(u, "failed", "-", "-", "-") for u in report.errors]
+        if job is not None:  # a shared build: which worker (host:pid) built each user
+            header += ("worker",)
+            rows = [(*row, report.built_by.get(str(row[0]), "-")) for row in rows]
+        print_table(session.console, header, rows)
+        count = len(set(report.built_by.values()))
+        workers = f"; {count} worker{'s' * (count != 1)}, job {job.name}" if job else ""
+        session.console.print(Text(f"{report} (task {task}{workers})"))
+    if report.errors:  # the others are built and saved; the command still fails
+        failed = "; ".join(f"{u!r}: {why}" for u, why in list(report.failures.items())[:3])
+        raise ProfileBuildError(
+            f"{len(report.errors)} profiles failed and kept their stored version ({failed}); "
+            "fix the model or its settings and run profile build again",
+            report,
+        )
+
+
+def _build_here(
+    session: Session, args: argparse.Namespace, memory: ProfileMemory, users: list[str], task: str
+) -> RefreshReport:
+    """The build in this one process (a folder store without --workers/--job)."""
     strategy = args.profile_strategy
     llm = None if strategy == "extractive" else session.llm()
     if session.llm_spec.provider != "local" and llm is not None:  # a served model
-        report = asyncio.run(
+        return asyncio.run(
             memory.arefresh(
                 users,
                 llm,
@@ -102,28 +144,9 @@ def cmd_profile_build(session: Session, args: argparse.Namespace) -> None:
                 on_error="report",
             )
         )
-    else:
-        report = memory.refresh(
-            users, llm, task=task, strategy=strategy, show_progress=True, on_error="report"
-        )
-    result = report_dict(report, task)
-    if session.json:
-        session.emit(result)
-    else:
-        rows: list[tuple[object, ...]] = [
-            (u, b.mode, b.profile.strategy, b.profile.version, b.llm_calls)
-            for u, b in report.builds.items()
-        ]
-        rows += [(u, "failed", "-", "-", "-") for u in report.errors]
-        print_table(session.console, ("user", "status", "strategy", "version", "LLM calls"), rows)
-        session.console.print(Text(f"{report} (task {task})"))
-    if report.errors:  # the others are built and saved; the command still fails
-        failed = "; ".join(f"{u!r}: {why}" for u, why in list(report.failures.items())[:3])
-        raise ProfileBuildError(
-            f"{len(report.errors)} profiles failed and kept their stored version ({failed}); "
-            "fix the model or its settings and run profile build again",
-            report,
-        )
+    return memory.refresh(
+        users, llm, task=task, strategy=strategy, show_progress=True, on_error="report"
+    )
 
 
 def cmd_profile_show(session: Session, args: argparse.Namespace) -> None:
@@ -225,8 +248,27 @@ def cmd_query(session: Session, args: argparse.Namespace) -> None:
     if not text.strip():
         raise InvalidArgumentError("the query input is empty; pass the text to personalize")
     memory = session.memory()
+    _generate(session, args, text, session.task_name(memory))
+
+
+def cmd_write(session: Session, args: argparse.Namespace) -> None:
+    """Write a research interests list, topic, research questions, abstract or title for an
+    ordered author group (``--task``), from ``--input`` when the task takes one."""
+    spec = get_task(WRITING_TASKS[args.task])
+    given = None
+    if args.input == "-":
+        given = sys.stdin.read()
+    elif args.input is not None:
+        given = read_text(Path(args.input))
+    fix = f"pass it with `{PROG} write --task {args.task} --input FILE` (or --input - for stdin)"
+    _generate(session, args, spec.input_text(given, fix), spec.name)
+
+
+def _generate(session: Session, args: argparse.Namespace, text: str, task: str) -> None:
+    """What ``query`` and ``write`` share: the group's chain on ``text``, then the output
+    (``--json``: one object; ``--explain``: what each author put into the prompt)."""
+    memory = session.memory()
     users = session.known_users(memory, args.users)
-    task = session.task_name(memory)
     retriever = StepBackProfileRetriever(memory=memory, k=args.k, user_ids=users)
     chain = create_personalized_chain(
         session.llm(),
@@ -237,12 +279,14 @@ def cmd_query(session: Session, args: argparse.Namespace) -> None:
         candidates=args.candidates,
         return_context=True,
         group_mode=args.group_mode,
+        style_gists=args.style_gists,
     )
     usage = LLMUsage()
     result = chain.invoke(text, config={"callbacks": [usage]})
     output = result["output"].strip()
     profiles = [d for d in result["documents"] if d.metadata["kind"] == "profile"]
     history = [d for d in result["documents"] if d.metadata["kind"] == "history"]
+    shown = set(result["control"].get("shown", ()))
     if session.json:
         session.emit(
             {
@@ -258,6 +302,7 @@ def cmd_query(session: Session, args: argparse.Namespace) -> None:
                         "position": d.metadata["position"] + 1,
                         "version": d.metadata["profile_version"],
                         "text": d.page_content,
+                        "in_prompt": d.id in shown,
                     }
                     for d in profiles
                 ],
@@ -268,6 +313,12 @@ def cmd_query(session: Session, args: argparse.Namespace) -> None:
                         "item_id": d.metadata["item_id"],
                         "score": round(d.metadata["score"], 4),
                         "text": d.page_content,
+                        "in_prompt": d.id in shown,
+                        **(
+                            {"style_gist": d.metadata["style_gist"]}
+                            if "style_gist" in d.metadata
+                            else {}
+                        ),
                     }
                     for d in history
                 ],
@@ -276,39 +327,7 @@ def cmd_query(session: Session, args: argparse.Namespace) -> None:
         return
     console = session.console
     if args.explain:
-        console.print(Text(f"Profiles, in author order (task {task}):", style="bold"))
-        for d in profiles:
-            meta = d.metadata
-            console.print(
-                Text(
-                    f"Author {meta['position'] + 1}: {meta['user_id']} "
-                    f"(profile v{meta['profile_version']})",
-                    style="bold",
-                )
-            )
-            console.print(Text(indent(d.page_content)))
-        console.print(Text(f"Retrieved history (top {args.k} per author):", style="bold"))
-        for d in history:
-            meta = d.metadata
-            title = (meta.get("output") or d.page_content).splitlines()[0]
-            console.print(
-                Text(
-                    f"  Author {meta['position'] + 1} ({meta['user_id']})  score "
-                    f"{meta['score']:.3f}  {meta['item_id']}: {clip(title, 90)}"
-                )
-            )
-        control = result["control"]
-        console.print(
-            Text(
-                f"Layout {control['layout']}; answers drawn: {control['candidates']}"
-                f"{chosen(control)}; output control: "
-                f"{', '.join(control['actions']) or 'nothing to do'}"
-                f"{'; fell back (the model chatted or copied)' if control['fallback'] else ''}",
-                style="dim",
-            )
-        )
-        for n, proposal in enumerate(control.get("proposals") or [], start=1):
-            console.print(Text(f"  Proposal of author {n}: {clip(proposal, 90)}", style="dim"))
+        _explain(console, result, task, args.k, users)
         console.print(Text("Output:", style="bold"))
     console.print(Text(output))
     calls = usage.calls
@@ -318,6 +337,58 @@ def cmd_query(session: Session, args: argparse.Namespace) -> None:
             style="dim",
         )
     )
+
+
+def _explain(console: Any, result: dict[str, Any], task: str, k: int, users: list[str]) -> None:
+    """``--explain``: each author's profile and retrieved items, in author order, each marked
+    with whether the prompt showed it; with two stages each author's proposal and the merge."""
+    control = result["control"]
+    shown = set(control.get("shown", ()))
+    docs = result["documents"]
+    # a one-line answer is cut near the lead author's typical length, from their profile
+    sets_length = ": it sets the length" if get_task(task).output_format == "line" else ""
+    console.print(Text(f"Profiles, in author order (task {task}):", style="bold"))
+    for d in (d for d in docs if d.metadata["kind"] == "profile"):
+        meta = d.metadata
+        where = "in the prompt" if d.id in shown else f"not in the prompt{sets_length}"
+        console.print(
+            Text(
+                f"Author {meta['position'] + 1}: {meta['user_id']} "
+                f"(profile v{meta['profile_version']}; {where})",
+                style="bold",
+            )
+        )
+        console.print(Text(indent(d.page_content)))
+    console.print(Text(f"Retrieved history (top {k} per author):", style="bold"))
+    for d in (d for d in docs if d.metadata["kind"] == "history"):
+        meta = d.metadata
+        title = (meta.get("output") or d.page_content).splitlines()[0]
+        mark = "in the prompt" if d.id in shown else "not shown"
+        console.print(
+            Text(
+                f"  Author {meta['position'] + 1} ({meta['user_id']})  score "
+                f"{meta['score']:.3f}  {meta['item_id']}: {clip(title, 80)}  [{mark}]"
+            )
+        )
+        if meta.get("style_gist"):
+            console.print(Text(f"      style: {meta['style_gist']}", style="dim"))
+    console.print(
+        Text(
+            f"Layout {control['layout']}; answers drawn: {control['candidates']}"
+            f"{chosen(control)}; output control: "
+            f"{', '.join(control['actions']) or 'nothing to do'}"
+            f"{'; fell back (the model chatted or copied)' if control['fallback'] else ''}",
+            style="dim",
+        )
+    )
+    for n, proposal in enumerate(control.get("proposals") or [], start=1):
+        who = users[n - 1] if n <= len(users) else "?"
+        console.print(Text(f"Proposal of author {n} ({who}):", style="dim"))
+        console.print(Text(indent(proposal), style="dim"))
+    if control.get("merge") is not None:
+        kept = "kept" if not control["fallback"] else "unusable: author 1's proposal stands"
+        console.print(Text(f"Merge by author 1 ({users[0]}; {kept}):", style="dim"))
+        console.print(Text(indent(control["merge"] or "(empty)"), style="dim"))
 
 
 def cmd_forget(session: Session, args: argparse.Namespace) -> None:

@@ -1,49 +1,58 @@
-"""The argument parser of ``stepback-profile`` and the types of its option values."""
+"""The argument parser of ``stepback-profile`` and the types of its option values.
+
+Building the parser imports nothing heavy: every choice comes from
+:mod:`langchain_stepback_profile.names`, and each command's function is named (``handler``,
+a name in :mod:`~langchain_stepback_profile.cli.commands`) and imported only when the command
+runs, so ``--help`` and a usage error load no LangChain, NumPy or FAISS.
+"""
 
 from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable
-from importlib.metadata import version
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
-from langchain_stepback_profile.chains import GROUP_MODES
-from langchain_stepback_profile.cli.commands import (
-    cmd_eval,
-    cmd_forget,
-    cmd_ingest,
-    cmd_profile_build,
-    cmd_profile_edit,
-    cmd_profile_export,
-    cmd_profile_import,
-    cmd_profile_rollback,
-    cmd_profile_show,
-    cmd_query,
-    cmd_users,
-    run_demo,
-)
-from langchain_stepback_profile.cli.session import (
-    DEFAULT_STORE,
-    DEFAULT_TASK,
-    PROG,
-    ModelSpec,
-    store_location,
-)
-from langchain_stepback_profile.distill import PROFILE_STRATEGIES
 from langchain_stepback_profile.errors import InvalidArgumentError
-from langchain_stepback_profile.evaluation.methods import METHODS
-from langchain_stepback_profile.evaluation.tasks import ATTRIBUTION, ATTRIBUTION_ROWS, EVAL_TASKS
-from langchain_stepback_profile.history import check_user_id
-from langchain_stepback_profile.loaders import FORMATS
-from langchain_stepback_profile.prompting import PROMPT_STRATEGIES
-from langchain_stepback_profile.tasks import TASKS
+from langchain_stepback_profile.names import (
+    ATTRIBUTION,
+    ATTRIBUTION_ROWS,
+    EVAL_TASK_NAMES,
+    FORMATS,
+    GROUP_MODES,
+    METHOD_NAMES,
+    PROFILE_STRATEGIES,
+    PROMPT_STRATEGIES,
+    TASK_NAMES,
+    WRITING_TASKS,
+    check_user_id,
+    is_store_url,
+)
 
+PROG = "stepback-profile"
+DEFAULT_STORE = Path(".stepback-profile/store")
+DEFAULT_TASK = "scholarly_title"
 DEFAULT_K = 2
 
 
 # --------------------------------------------------------------------- option values
+class ModelSpec(NamedTuple):
+    """A parsed ``--llm`` / ``--embeddings`` value: the built-in model, or ``openai:MODEL``."""
+
+    provider: str
+    model: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.model}" if self.model else self.provider
+
+
+def store_location(value: str) -> Path | str:
+    """A ``--store`` value: a PostgreSQL URL as given, anything else a folder path."""
+    return value if is_store_url(value) else Path(value)
+
+
 def _model_spec(builtin: str, example: str) -> Callable[[str], ModelSpec]:
     """An argparse type for ``builtin``, ``openai:MODEL`` (with ``--base-url`` for any
     OpenAI-compatible server) or any LangChain provider string (``anthropic:...``,
@@ -64,9 +73,9 @@ def _model_spec(builtin: str, example: str) -> Callable[[str], ModelSpec]:
 
 
 def _task(text: str) -> str:
-    if text not in TASKS:
+    if text not in TASK_NAMES:
         raise argparse.ArgumentTypeError(
-            f"unknown task {text!r}; use one of: {', '.join(sorted(TASKS))}"
+            f"unknown task {text!r}; use one of: {', '.join(sorted(TASK_NAMES))}"
         )
     return text
 
@@ -108,6 +117,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked for (importing
+    ``importlib.metadata`` costs more than building the whole parser)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show program's version number and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"{parser.prog} {version('langchain-stepback-profile')}\n")
+        parser.exit()
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     """Options every command takes, before or after the command name (SUPPRESS keeps a value
     given before the command when the command's own parser does not see the option)."""
@@ -124,7 +154,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--task",
         type=_task,
         default=argparse.SUPPRESS,
-        help=f"what the histories are: {', '.join(sorted(TASKS))} (default: the task the "
+        help=f"what the histories are: {', '.join(sorted(TASK_NAMES))} (default: the task the "
         f"store remembers, else {DEFAULT_TASK}; ingest and profile build make it remember one)",
     )
     group.add_argument(
@@ -171,15 +201,73 @@ def _add_k(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_generation(parser: argparse.ArgumentParser) -> None:
+    """The options of the commands that generate for a group (``query``, ``write``)."""
+    parser.add_argument(
+        "--users",
+        type=_user_list,
+        action="extend",
+        required=True,
+        metavar="A,B",
+        help="the users, in author order (the first leads)",
+    )
+    _add_k(parser)
+    parser.add_argument(
+        "--strategy",
+        choices=PROMPT_STRATEGIES,
+        default="auto",
+        help="prompt layout: paper (profiles + retrieved items), few_shot (the users' own "
+        "earlier pairs as chat turns), plain (no personalization); auto picks few_shot for "
+        "small local models (paper for outputs no history item holds: interests, topic, "
+        "questions) and paper otherwise",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=_positive,
+        metavar="N",
+        help="answers to draw, keeping the one whose words the input holds best (default: 3 "
+        "for a small model in the few_shot layout, else 1)",
+    )
+    parser.add_argument(
+        "--group-mode",
+        choices=GROUP_MODES,
+        default="concat",
+        help="how a group's answer is written: concat (every author's profile and history in "
+        "one prompt, in author order: one LLM call) or two_stage (each author proposes from "
+        "their own, the first author merges: one call per author plus one)",
+    )
+    parser.add_argument(
+        "--style-gists",
+        action="store_true",
+        help="show each retrieved item beside its style gist (one line on its tone, length "
+        "and structure, written by the model once per item and cached in the store: k more "
+        "LLM calls the first time, 0 after); in the paper layout only",
+    )
+    parser.add_argument(
+        "--no-control",
+        action="store_true",
+        help="return the model's raw answer (no cleaning, length cut or chat/copy guard)",
+    )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also print what each author put into the prompt: their profile and retrieved "
+        "items (with scores), each marked in the prompt or not; with two_stage each author's "
+        "proposal and the merge",
+    )
+
+
 def _command(
     subparsers: Any,
     name: str,
-    handler: Callable[..., Any],
+    handler: str,
     help_: str,
     example: str,
     **options: Any,
 ) -> argparse.ArgumentParser:
-    """A subcommand parser with the common options; ``options`` go to ``add_parser``."""
+    """A subcommand parser with the common options; ``options`` go to ``add_parser``.
+    ``handler`` names the command's function in
+    :mod:`~langchain_stepback_profile.cli.commands` (imported when the command runs)."""
     parser = subparsers.add_parser(
         name,
         help=help_.replace("%", "%%"),  # argparse formats help with %, not descriptions
@@ -206,16 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
         f"Run `{PROG} COMMAND --help` for each command's options and an example.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {version('langchain-stepback-profile')}"
-    )
+    parser.add_argument("--version", action=_Version)
     _add_common(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     ingest = _command(
         commands,
         "ingest",
-        cmd_ingest,
+        "cmd_ingest",
         "Add the history items of a file to users' histories (the whole file is checked first).",
         f"  {PROG} ingest questions.json            # LaMP: [{{id, input, profile, user?}}]\n"
         f"  {PROG} ingest tweets.jsonl --user alice  # lines without user_id are alice's\n"
@@ -246,11 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     build = _command(
         profile_commands,
         "build",
-        cmd_profile_build,
+        "cmd_profile_build",
         "Build or update profiles (an unchanged history costs 0 LLM calls).",
         f"  {PROG} profile build\n"
         f'  {PROG} profile build --users "alice,bob" --task tweet_paraphrase\n'
-        f"  {PROG} profile build --llm openai:gpt-4o-mini --concurrency 8",
+        f"  {PROG} profile build --llm openai:gpt-4o-mini --concurrency 8\n"
+        f"  {PROG} profile build --store postgresql://app@db/profiles --workers 4 \\\n"
+        "      --llm openai:MODEL --base-url URL   # the same on every machine",
     )
     build.add_argument(
         "--users", type=_user_list, action="extend", metavar="A,B", help="only these users"
@@ -261,7 +349,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         metavar="N",
         help="profiles built at once with an openai: model (default 4; the local model "
-        "builds one at a time)",
+        "builds one at a time); with --workers, in each worker",
+    )
+    build.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="worker processes on this machine that split the build through a postgresql:// "
+        "store, each claiming one user at a time (default 1 there; a folder store builds in "
+        "one process). The same command on other machines joins the running build",
+    )
+    build.add_argument(
+        "--job",
+        default=None,
+        metavar="NAME",
+        help="the shared build to start or join (default profile-build): commands with the "
+        "same name split one build; its report lists every worker's users",
     )
     build.add_argument(
         "--profile-strategy",
@@ -269,13 +373,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="llm: the paper's profile, written by the model from the history; hybrid: "
         "measured topics and style, the model writes the summary (one short call); "
-        "extractive: no LLM; auto: hybrid for small local models, llm for others (default: "
+        "extractive: no LLM; auto: extractive for small local models, llm for others (default: "
         "the store's last choice, else auto)",
     )
     show = _command(
         profile_commands,
         "show",
-        cmd_profile_show,
+        "cmd_profile_show",
         "Show a user's latest profile.",
         f"  {PROG} profile show alice\n  {PROG} profile show alice --json | jq .interests",
     )
@@ -283,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     edit = _command(
         profile_commands,
         "edit",
-        cmd_profile_edit,
+        "cmd_profile_edit",
         "Edit a user's profile by hand; edited fields are kept through later refreshes.",
         f'  {PROG} profile edit alice --summary "Writes short, punchy titles."\n'
         f'  {PROG} profile edit alice --interests "parsing; machine translation" --tone dry\n'
@@ -299,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = _command(
         profile_commands,
         "export",
-        cmd_profile_export,
+        "cmd_profile_export",
         "Export every version of the users' profiles as JSON (to stdout or --output).",
         f"  {PROG} profile export > profiles.json\n"
         f'  {PROG} profile export --users "alice,bob" --output profiles.json',
@@ -311,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     import_ = _command(
         profile_commands,
         "import",
-        cmd_profile_import,
+        "cmd_profile_import",
         "Import profiles that profile export wrote (new users get every version).",
         f"  {PROG} profile import profiles.json --store ./other-store",
     )
@@ -319,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = _command(
         profile_commands,
         "rollback",
-        cmd_profile_rollback,
+        "cmd_profile_rollback",
         "Make an earlier profile version current again (stored as a new version).",
         f"  {PROG} profile rollback alice 2",
     )
@@ -329,60 +433,46 @@ def build_parser() -> argparse.ArgumentParser:
     query = _command(
         commands,
         "query",
-        cmd_query,
+        "cmd_query",
         "Generate for an ordered group of users (one LLM call; three with a small model).",
         f'  {PROG} query --users "Regina Barzilay,Michael Collins" "In this paper, we ..."\n'
         f'  {PROG} query --users alice --task tweet_paraphrase --explain "so tired today"\n'
         f"  cat abstract.txt | {PROG} query --users alice,bob -",
     )
     query.add_argument("input", metavar="INPUT", help="the text to personalize ('-' reads stdin)")
-    query.add_argument(
-        "--users",
-        type=_user_list,
-        action="extend",
+    _add_generation(query)
+
+    write = _command(
+        commands,
+        "write",
+        "cmd_write",
+        "Write for an ordered author group: their research interests, a topic, research "
+        "questions, an abstract or a title (a list, a phrase, a list, a paragraph, a line).",
+        f'  {PROG} write --task interests --users "Regina Barzilay,Michael Collins"\n'
+        f"  {PROG} write --task abstract --users alice,bob --input notes.txt --explain\n"
+        f"  cat abstract.txt | {PROG} write --task title --users alice,bob --input -",
+        conflict_handler="resolve",  # its own --task replaces the common one
+    )
+    write.add_argument(
+        "--task",
         required=True,
-        metavar="A,B",
-        help="the users, in author order (the first leads)",
+        choices=list(WRITING_TASKS),
+        help="what to write: interests (a list), topic (a phrase), questions (a list), "
+        "abstract (a paragraph), title (a line)",
     )
-    _add_k(query)
-    query.add_argument(
-        "--strategy",
-        choices=PROMPT_STRATEGIES,
-        default="auto",
-        help="prompt layout: paper (profiles + retrieved items), few_shot (the users' own "
-        "earlier pairs as chat turns), plain (no personalization); auto picks few_shot for "
-        "small local models and paper otherwise",
+    write.add_argument(
+        "--input",
+        metavar="FILE",
+        help="the source text ('-' reads stdin): the abstract for a title, the title or "
+        "notes for an abstract (both need one); notes or a draft for interests, topic and "
+        "questions (optional: without it they come from the authors' profiles and papers)",
     )
-    query.add_argument(
-        "--candidates",
-        type=_positive,
-        metavar="N",
-        help="answers to draw, keeping the one whose words the input holds best (default: 3 "
-        "for a small model in the few_shot layout, else 1)",
-    )
-    query.add_argument(
-        "--group-mode",
-        choices=GROUP_MODES,
-        default="concat",
-        help="how a group's answer is written: concat (every author's profile and history in "
-        "one prompt, in author order: one LLM call) or two_stage (each author proposes from "
-        "their own, the first author merges: one call per author plus one)",
-    )
-    query.add_argument(
-        "--no-control",
-        action="store_true",
-        help="return the model's raw answer (no cleaning, length cut or chat/copy guard)",
-    )
-    query.add_argument(
-        "--explain",
-        action="store_true",
-        help="also print the profiles and retrieved items (with scores) given to the model",
-    )
+    _add_generation(write)
 
     forget = _command(
         commands,
         "forget",
-        cmd_forget,
+        "cmd_forget",
         "Remove a user everywhere: history, vectors and every profile version.",
         f"  {PROG} forget alice",
     )
@@ -391,14 +481,14 @@ def build_parser() -> argparse.ArgumentParser:
     _command(
         commands,
         "users",
-        cmd_users,
+        "cmd_users",
         "List users with their item counts and profile versions.",
         f"  {PROG} users\n  {PROG} users --json | jq -r '.users[].user_id'",
     )
     evaluate = _command(
         commands,
         "eval",
-        cmd_eval,
+        "cmd_eval",
         "Compare personalization methods on a LaMP or PSW-like split (metrics with 95% CIs, "
         "cost, diagnostics); an interrupted run resumes.",
         f"  {PROG} eval --task LaMP-7 --data ../shared/data/LaMP_7 --limit 20\n"
@@ -413,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--task",
         required=True,
-        choices=[*EVAL_TASKS, ATTRIBUTION],
+        choices=[*EVAL_TASK_NAMES, ATTRIBUTION],
         help="the evaluation task: LaMP-1 ... LaMP-7 (questions.json + outputs.json), "
         "PSW-title or PSW-abstract (papers.jsonl + targets.jsonl), or "
         f"{ATTRIBUTION} (no generator: each user's held-out last item ranked against the "
@@ -429,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods",
         type=_user_list,
         metavar="A,B",
-        help=f"methods to compare (default: all that apply): {', '.join(METHODS)}; with "
+        help=f"methods to compare (default: all that apply): {', '.join(METHOD_NAMES)}; with "
         f"--task {ATTRIBUTION}, rows: {', '.join(ATTRIBUTION_ROWS)} (default all but llm)",
     )
     _add_k(evaluate)
@@ -478,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     _command(
         commands,
         "demo",
-        run_demo,
+        "run_demo",
         "Run the offline demo (three real ACL authors; its own store unless --store is given).",
         f"  {PROG} demo --store /tmp/stepback-demo",
     )

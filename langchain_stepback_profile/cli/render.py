@@ -33,7 +33,21 @@ def report_dict(report: RefreshReport, task: str) -> dict[str, Any]:
             for user, b in report.builds.items()
         },
         "failed": report.failures,
+        **_workers(report),
     }
+
+
+def _workers(report: RefreshReport) -> dict[str, Any]:
+    """A shared build's fields: each user's worker, and what each worker did."""
+    if not report.built_by:
+        return {}
+    workers: dict[str, dict[str, int]] = {}
+    for user, worker in report.built_by.items():
+        counts = workers.setdefault(worker, dict.fromkeys(("built", "updated", "unchanged"), 0))
+        build = report.builds.get(user)
+        status = build.mode if build is not None else "failed"
+        counts[status] = counts.get(status, 0) + 1
+    return {"built_by": dict(report.built_by), "workers": workers}
 
 
 def print_pairs(console: Console, rows: Sequence[tuple[str, object]]) -> None:

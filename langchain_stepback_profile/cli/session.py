@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -16,26 +15,12 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.text import Text
 
+from langchain_stepback_profile.cli.parser import DEFAULT_STORE, DEFAULT_TASK, PROG, ModelSpec
 from langchain_stepback_profile.embeddings import MiniLMEmbeddings
 from langchain_stepback_profile.errors import InvalidArgumentError, StoreError, UnknownUserError
 from langchain_stepback_profile.extras import require_extra
 from langchain_stepback_profile.memory import ProfileMemory, did_you_mean
-from langchain_stepback_profile.store import is_store_url, mask_url
-
-PROG = "stepback-profile"
-DEFAULT_STORE = Path(".stepback-profile/store")
-DEFAULT_TASK = "scholarly_title"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A parsed ``--llm`` / ``--embeddings`` value: the built-in model, or ``openai:MODEL``."""
-
-    provider: str
-    model: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.provider}:{self.model}" if self.model else self.provider
+from langchain_stepback_profile.store import mask_url
 
 
 def _from_provider(spec: ModelSpec, kind: str) -> Any:
@@ -60,11 +45,6 @@ def _from_provider(spec: ModelSpec, kind: str) -> Any:
         raise InvalidArgumentError(
             f"--{kind} {spec}: {first} (use provider:model with a LangChain provider)"
         ) from None
-
-
-def store_location(value: str) -> Path | str:
-    """A ``--store`` value: a PostgreSQL URL as given, anything else a folder path."""
-    return value if is_store_url(value) else Path(value)
 
 
 class Session:

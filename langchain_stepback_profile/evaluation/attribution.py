@@ -54,6 +54,7 @@ from langchain_stepback_profile.evaluation.runner import RUN_CONFIG, check_run_c
 from langchain_stepback_profile.evaluation.scoring import EvalReport, _diff, _interval
 from langchain_stepback_profile.evaluation.tasks import (
     ATTRIBUTION,
+    ATTRIBUTION_DEFAULT,
     ATTRIBUTION_ROWS,
     EVAL_TASKS,
     EvalTask,
@@ -263,9 +264,6 @@ _ROWS: tuple[AttributionRow, ...] = (
 ROWS: dict[str, AttributionRow] = {row.name: row for row in _ROWS}
 """Every row by name, in report order."""
 assert tuple(ROWS) == ATTRIBUTION_ROWS, "tasks.ATTRIBUTION_ROWS names these rows"
-DEFAULT_SMALL = "hybrid"
-"""The strategy ``auto`` picks for small local models: every profile row is also compared
-with it."""
 DEFAULT_ROWS = ("chance", "centroid", "extractive", "extractive-wide", "hybrid", "schema")
 """The rows run when none are named (``llm`` is slow with the embedded model: ask for it)."""
 
@@ -577,7 +575,7 @@ def run_attribution(
             "layout": row.source,  # None for the references (grey in the charts)
             "metrics": {m: _interval(bootstrap_ci(scores[m], seed=seed), n) for m in METRICS},
         }
-        for key, other in (("vs_centroid", "centroid"), ("vs_default", DEFAULT_SMALL)):
+        for key, other in (("vs_centroid", "centroid"), ("vs_default", ATTRIBUTION_DEFAULT)):
             if other in per_item and other != row.name and (key == "vs_centroid" or row.source):
                 entry[key] = {
                     m: _diff(paired_bootstrap(scores[m], per_item[other][m], seed=seed), n)

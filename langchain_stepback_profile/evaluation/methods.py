@@ -37,6 +37,7 @@ from langchain_stepback_profile.errors import ContextOverflowError, InvalidArgum
 from langchain_stepback_profile.evaluation.datasets import EvalItem
 from langchain_stepback_profile.evaluation.tasks import EvalTask
 from langchain_stepback_profile.memory import ProfileMemory
+from langchain_stepback_profile.names import METHOD_NAMES
 from langchain_stepback_profile.output_control import overlap
 from langchain_stepback_profile.prompting import PromptStrategy
 from langchain_stepback_profile.retriever import StepBackProfileRetriever
@@ -105,15 +106,29 @@ class MethodContext:
         return self.llm
 
     def retrieve(
-        self, text: str, users: Sequence[str], *, profiles: bool = True, history: bool = True
+        self,
+        text: str,
+        users: Sequence[str],
+        *,
+        profiles: bool = True,
+        history: bool = True,
+        style_gists: bool = False,
+        config: RunnableConfig | None = None,
     ) -> list[Document]:
-        """Profiles then top-k history of ``users`` (store ids, in order) for ``text``."""
+        """Profiles then top-k history of ``users`` (store ids, in order) for ``text``; with
+        ``style_gists``, each item's style gist written by the run's model (cached in the
+        store; its calls are counted under ``config``'s callbacks)."""
         if self.memory is None:
             raise InvalidArgumentError("this method needs the evaluation store; pass memory=")
         retriever = StepBackProfileRetriever(
-            memory=self.memory, k=self.k, include_profiles=profiles, include_history=history
+            memory=self.memory,
+            k=self.k,
+            include_profiles=profiles,
+            include_history=history,
+            style_gists=style_gists,
+            gist_llm=self.model() if style_gists else None,
         )
-        return retriever.invoke(text, user_ids=list(users))
+        return retriever.invoke(text, config, user_ids=list(users))
 
     def other(self, item: EvalItem) -> EvalItem:
         """The control item: the next item in id order that shares no user with ``item``."""
@@ -224,11 +239,20 @@ def _personalize(
     profiles: bool = True,
     history: bool = True,
     candidates: int | None = None,
+    style_gists: bool = False,
 ) -> Generated:
-    """Retrieve for ``users(item)``, then one :class:`Personalizer` run in ``layout``."""
+    """Retrieve for ``users(item)`` (with each item's style gist when ``style_gists``), then
+    one :class:`Personalizer` run in ``layout``."""
     store_ids = users(item, ctx)
     docs = (
-        ctx.retrieve(item.input_text, store_ids, profiles=profiles, history=history)
+        ctx.retrieve(
+            item.input_text,
+            store_ids,
+            profiles=profiles,
+            history=history,
+            style_gists=style_gists,
+            config=config,
+        )
         if store_ids
         else []
     )
@@ -267,6 +291,7 @@ def _method(
     applies: Callable[[EvalTask], bool] = lambda task: True,
     compare_to: str | None = None,
     candidates: int | None = None,
+    style_gists: bool = False,
 ) -> Method:
     return Method(
         name,
@@ -279,6 +304,7 @@ def _method(
             profiles=profiles,
             history=history,
             candidates=candidates,
+            style_gists=style_gists,
         ),
         applies=applies,
         uses_store=users is not _no_users,
@@ -363,6 +389,15 @@ _ALL: tuple[Method, ...] = (
         _other,
     ),
     _method(
+        "step-back-gists",
+        "step-back with each retrieved item's style gist beside it (k more calls per query "
+        "until cached)",
+        "paper",
+        _own,
+        compare_to="step-back",
+        style_gists=True,
+    ),
+    _method(
         "few-shot",
         "the users' earlier (input, output) pairs as chat turns; profile drives output control",
         "few_shot",
@@ -439,7 +474,8 @@ _ALL: tuple[Method, ...] = (
 
 METHODS: dict[str, Method] = {method.name: method for method in _ALL}
 """Every method by name, in report order."""
-OPTIONAL = frozenset({"retrieval-other", "profile-other", "few-shot-greedy"})
+assert tuple(METHODS) == METHOD_NAMES, "names.METHOD_NAMES names these methods"
+OPTIONAL = frozenset({"retrieval-other", "profile-other", "few-shot-greedy", "step-back-gists"})
 """Controls run only when asked for with ``--methods``."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from langchain_stepback_profile.evaluation.metrics import MIN_ITEMS
 from langchain_stepback_profile.evaluation.scoring import EvalReport
+from langchain_stepback_profile.evaluation.tasks import ATTRIBUTION_DEFAULT
 from langchain_stepback_profile.extras import require_extra
 
 HIGHER_IS_BETTER = {"rouge-1": True, "rouge-L": True, "accuracy": True, "macro-F1": True}
@@ -283,7 +284,7 @@ def attribution_table(report: EvalReport) -> str:
         "row",
         *(f"{m} [95% CI]" for m in report.metrics),
         *(f"Δ {m} vs centroid" for m in report.metrics),
-        *(["Δ MRR vs hybrid (auto, small models)"] if default else []),
+        *([f"Δ MRR vs {ATTRIBUTION_DEFAULT} (auto, small models)"] if default else []),
         "profile words",
         "supported claims",
         "failed",

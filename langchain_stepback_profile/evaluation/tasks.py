@@ -24,6 +24,9 @@ from langchain_stepback_profile.evaluation.parsers import (
     parse_label,
     parse_rating,
 )
+from langchain_stepback_profile.names import ATTRIBUTION as ATTRIBUTION
+from langchain_stepback_profile.names import ATTRIBUTION_ROWS as ATTRIBUTION_ROWS
+from langchain_stepback_profile.names import EVAL_TASK_NAMES
 from langchain_stepback_profile.tasks import TaskSpec, get_task
 
 TaskKind = Literal["generation", "classification", "rating"]
@@ -219,25 +222,10 @@ _TASKS: tuple[EvalTask, ...] = (
 
 EVAL_TASKS: dict[str, EvalTask] = {task.name: task for task in _TASKS}
 """Every evaluation task by its command-line name."""
-
-ATTRIBUTION = "attribution"
-"""The task that needs no generator: held-out items ranked against users' profiles (see
-:mod:`~langchain_stepback_profile.evaluation.attribution`); it reads the items of a writing
-task's folder."""
-ATTRIBUTION_ROWS: tuple[str, ...] = (
-    "chance",
-    "centroid",
-    "extractive",
-    "extractive-topics",
-    "extractive-wide",
-    "hybrid",
-    "hybrid-topics",
-    "llm",
-    "llm-topics",
-    "schema",
-)
-"""The rows of the attribution task, in report order (named here, where the command line
-reads them without importing the task)."""
+assert tuple(EVAL_TASKS) == EVAL_TASK_NAMES, "names.EVAL_TASK_NAMES names these tasks"
+ATTRIBUTION_DEFAULT = "extractive"
+"""The strategy ``auto`` picks for small local models: every profile row of an attribution
+run is also compared with it."""
 
 
 def get_eval_task(task: str | EvalTask) -> EvalTask:

@@ -55,3 +55,48 @@ def test_title_candidates_reports_every_selection(tmp_path: Path) -> None:
     assert all(0.0 <= row["rouge1"] <= 1.0 for row in report["rows"])
     assert all(len(outputs) == 2 for outputs in report["outputs"].values())
     assert "| best of 4, temperature 0.5 |" in (tmp_path / "title_candidates.md").read_text()
+
+
+def test_backends_compares_sqlite_and_postgres(tmp_path: Path) -> None:
+    pytest.importorskip("pgserver")
+    _script("backends").main(
+        [
+            "--sizes", "200",
+            "--users", "20",
+            "--queries", "30",
+            "--minilm-queries", "3",
+            "--minilm-docs", "4",
+            "--clients", "2",
+            "--client-queries", "10",
+            "--out", str(tmp_path),
+        ]
+    )  # fmt: skip
+    report = json.loads((tmp_path / "backends.json").read_text())
+    result = report["results"]["200"]
+    backends = ("sqlite_faiss", "postgres_pgvector")
+    assert result["items_per_user"] == 10 and not report["sizes_not_run"]
+    for name in backends:
+        assert result["ingest_add_histories"][name]["items_per_s"] > 0
+        assert result["ingest_bulk"][name]["items_per_s"] > 0
+        assert result["recall_at_10"][name] == {"queries": 30, "min": 1.0, "mean": 1.0}
+        assert result["search_with_minilm_ms"][name]["n"] == 3
+        assert {c["queries"] for c in result["clients"][name].values()} == {10, 20}
+    assert result["same_ids_both_backends"] == 30
+    table = (tmp_path / "backends.md").read_text()
+    assert "| 200 (10) | PostgreSQL + pgvector |" in table and "Reproduce" in table
+    assert (tmp_path / "backends.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_startup_times_every_variant_and_names_no_heavy_module(tmp_path: Path) -> None:
+    _script("startup").main(["--runs", "2", "--out", str(tmp_path)])
+    report = json.loads((tmp_path / "startup.json").read_text())
+    results = report["results"]
+    assert {"python -c pass", "stepback-profile --help", "stepback-profile query --help"} <= set(
+        results
+    )
+    assert all(r["n"] == 2 and r["p50"] > 0 for r in results.values())
+    for name in report["targets"]:  # the help and error variants load only the parser
+        assert results[name]["heavy"] == [], name
+    assert "numpy" in results["import ...cli.commands (a command that runs)"]["heavy"]
+    table = (tmp_path / "startup.md").read_text()
+    assert "| stepback-profile query (argument error) |" in table and "Reproduce" in table

@@ -21,7 +21,7 @@ import pytest
 from langchain_stepback_profile import ProfileMemory, get_task
 from langchain_stepback_profile.errors import DataFormatError
 from langchain_stepback_profile.loaders import load_histories
-from langchain_stepback_profile.output_control import grounding
+from langchain_stepback_profile.output_control import grounding, sentences
 
 pytestmark = pytest.mark.slow
 
@@ -115,7 +115,18 @@ def built(tmp_path_factory: pytest.TempPathFactory, lamp5_questions: list[dict])
     questions.write_text(json.dumps(list(chosen.values())), encoding="utf-8")
     store = folder / "store"
     ingest = as_json(cli("ingest", questions, "--store", store, "--json", cwd=folder))
-    build = as_json(cli("profile", "build", "--store", store, "--json", cwd=folder))
+    build = as_json(  # hybrid: the embedded model writes each summary (auto: extractive)
+        cli(
+            "profile",
+            "build",
+            "--store",
+            store,
+            "--profile-strategy",
+            "hybrid",
+            "--json",
+            cwd=folder,
+        )
+    )
     first = next(iter(chosen.values()))
     return Built(
         folder,
@@ -184,9 +195,11 @@ def test_query_explains_both_profiles_in_author_order(built: Built) -> None:
             cwd=built.dir,
         )
     )
-    one = out.index(f"Author 1: {first} (profile v1)")
-    two = out.index(f"Author 2: {second} (profile v1)")
+    one = out.index(f"Author 1: {first} (profile v1; not in the prompt: it sets the length)")
+    two = out.index(f"Author 2: {second} (profile v1;")
     assert one < two < out.index("Retrieved history")
+    # the few-shot prompt holds the first author's item and the co-author's best one
+    assert out.count("[in the prompt]") == 2
     retrieved = [line for line in out.splitlines() if " score " in line]
     assert [line.split("(")[1].split(")")[0] for line in retrieved] == [first, second]
     generated, _, usage = out.partition("Output:\n")[2].rstrip().rpartition("\n")
@@ -208,6 +221,39 @@ def test_query_candidates_option_sets_the_answers_drawn(built: Built) -> None:
     assert two["control"]["verdicts"][0] == one["control"]["verdicts"][0]
     if one["control"]["verdicts"][0] == "ok":
         assert grounding(two["output"], built.query) >= grounding(one["output"], built.query)
+
+
+def test_write_an_abstract_and_interests_for_the_author_group(built: Built, tmp_path: Path) -> None:
+    first, second = built.users
+    group = ["--users", f"{first},{second}", "--k", "1", "--store", str(built.store)]
+    title = tmp_path / "title.txt"
+    title.write_text("Learning Policies for Text-Based Games\n", encoding="utf-8")
+    out = ok(
+        cli("write", "--task", "abstract", "--input", title, "--explain", *group, cwd=tmp_path)
+    )
+    assert out.index(f"Author 1: {first} (profile v1;") < out.index(f"Author 2: {second}")
+    assert "[in the prompt]" in out and "Layout few_shot; answers drawn: 1" in out
+    abstract, _, usage = out.partition("Output:\n")[2].rstrip().rpartition("\n")
+    spec = get_task("abstract")
+    # one paragraph of whole sentences, within the task's bounds, not a title's length
+    assert abstract.strip() and "\n" not in abstract
+    assert len(abstract.split()) <= spec.max_words
+    assert len(sentences(abstract)) <= spec.max_sentences
+    assert usage.startswith(("1 LLM call, ", "2 LLM calls, "))
+
+    data = as_json(cli("write", "--task", "interests", "--json", *group, cwd=tmp_path))
+    entries = data["output"].splitlines()
+    assert 1 <= len(entries) <= get_task("research_interests").max_items
+    assert all(e.startswith("- ") for e in entries)
+    assert data["control"]["layout"] == "paper"  # no history item holds interests
+    assert [p["user_id"] for p in data["profiles"]] == [first, second]
+    assert all(p["in_prompt"] for p in data["profiles"])
+
+    bad_input(
+        cli("write", "--task", "title", *group, cwd=tmp_path),
+        "scholarly_title task needs an input (the paper's abstract)",
+        "write --task title --input FILE",
+    )
 
 
 def test_users_lists_item_counts_and_profiles(built: Built) -> None:

@@ -52,7 +52,7 @@ def test_without_a_model_the_embedded_local_model_writes_profiles(memory: Profil
     from langchain_stepback_profile.llms import LocalChatModel
 
     assert memory.llm is None
-    profiler = memory.profiler()
+    profiler = memory.profiler(strategy="hybrid")
     assert isinstance(profiler.llm, LocalChatModel)
     assert profiler.model == "llama-cpp-local:SmolLM2-135M-Instruct.Q4_1"
     assert memory.profiler(llm=ScriptedChat()).llm is not profiler.llm  # a given model wins

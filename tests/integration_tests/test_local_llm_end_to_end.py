@@ -37,7 +37,11 @@ def test_profiles_and_generation_with_the_local_model(
     llm = default_chat_model()
     users = list(slice_)
     with ProfileMemory(
-        tmp_path / "store", embeddings=embeddings, llm=llm, task="scholarly_title"
+        tmp_path / "store",
+        embeddings=embeddings,
+        llm=llm,
+        task="scholarly_title",
+        profile_strategy="hybrid",  # the model writes each summary (auto: extractive, no call)
     ) as memory:
         for user, question in slice_.items():
             memory.add(user, question["profile"][:3])

@@ -43,7 +43,7 @@ def test_auto_measures_once_reports_and_logs_its_choice(
     monkeypatch.setattr(embeddings_module, "_logged", set())
     caplog.set_level(logging.INFO, logger=embeddings_module.__name__)
     first = MiniLMEmbeddings()
-    assert first.variant in ("fp32", "bf16", "int8")
+    assert first.variant in ("fp32", "bf16", "int8", "onnx")
     choice = first.precision_choice
     assert choice is not None and not choice.cached and choice.variant == first.variant
     assert {c.variant for c in choice.checks} >= {"int8"}  # int8 is always measured
@@ -101,3 +101,33 @@ def test_int8_vectors_are_beyond_the_bar_and_get_their_own_store(
     with ProfileMemory(tmp_path / "int8-store", embeddings=int8) as memory:
         memory.add("alice", PAPERS)
         assert memory.search("alice", "neural machine translation", k=1)[0].item.id == "p1"
+
+
+def test_onnx_is_fp32_through_onnx_runtime_exported_once_and_shares_fp32s_store(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fp32: MiniLMEmbeddings,
+    lamp5_questions: list[dict],
+) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("STEPBACK_PROFILE_CACHE", str(tmp_path / "cache"))
+    onnx = MiniLMEmbeddings(precision="onnx")
+    assert onnx.variant == "onnx" and onnx.embedding_id == DEFAULT_EMBEDDING_ID
+    (export,) = (tmp_path / "cache" / "onnx").glob("*.onnx")  # made from the shipped weights
+    made = export.stat().st_mtime_ns
+    queries, docs = real_texts(lamp5_questions, 10, 60)
+    quality = vector_quality(
+        fp32.encode(queries), fp32.encode(docs), onnx.encode(queries), onnx.encode(docs)
+    )
+    assert quality.holds(), quality
+    assert quality.cosine_min >= 0.9999, quality  # the same fp32 arithmetic
+    assert onnx.encode([]).shape == (0, 384) and len(onnx.embed_query("x")) == 384
+    again = MiniLMEmbeddings(precision="onnx")
+    assert again.variant == "onnx"
+    assert [p.stat().st_mtime_ns for p in export.parent.glob("*.onnx")] == [made]  # reused
+    with ProfileMemory(tmp_path / "store", embeddings=fp32) as memory:
+        memory.add("alice", PAPERS)
+        before = [r.item.id for r in memory.search("alice", "translation", k=3)]
+    with ProfileMemory(tmp_path / "store", embeddings=onnx) as memory:
+        assert [r.item.id for r in memory.search("alice", "translation", k=3)] == before
+        memory.add("bob", PAPERS[:2])  # one store takes both

@@ -1,5 +1,6 @@
-"""docs/usage.md runs as written where it stands alone: the memory's first example and the
-custom-schema example, with the default embeddings and the embedded model."""
+"""docs/usage.md runs as written where it stands alone: the memory's first example, the
+custom-schema example, the style-gist example and the author group's writing tasks, with the
+default embeddings and the embedded model."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from langchain_stepback_profile.output_control import sentences
+from langchain_stepback_profile.tasks import get_task
 from tests.conftest import ROOT, python_blocks
 
 pytestmark = pytest.mark.slow
@@ -18,9 +21,9 @@ PAGE = ROOT / "docs" / "usage.md"
 def test_the_standalone_examples_of_the_usage_page_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # the examples write ./profiles and ./customers
+    monkeypatch.chdir(tmp_path)  # the examples write ./profiles, ./customers and ./papers
     blocks = python_blocks(PAGE.read_text())
-    assert len(blocks) == 2
+    assert len(blocks) == 4
     namespace: dict[str, Any] = {}
     for number, block in enumerate(blocks, 1):
         exec(compile(block, f"{PAGE.name} block {number}", "exec"), namespace)
@@ -33,3 +36,21 @@ def test_the_standalone_examples_of_the_usage_page_run(
     printed = capsys.readouterr().out
     assert "Constraints: no calls; tight budget" in printed
     assert (tmp_path / "customers" / "store.sqlite3").exists()
+
+    gists = namespace["report"].gists
+    assert gists.items == 2 and gists.written + gists.failed == 2
+    result = namespace["result"]
+    assert result["control"]["gist_calls"] == gists.failed  # only a failed one is tried again
+    assert result["messages"][0].content.count("\nStyle note: ") == sum(
+        "style_gist" in d.metadata for d in result["documents"]
+    )
+
+    # the group's writing tasks: a list, and an abstract in one paragraph
+    assert (tmp_path / "group" / "store.sqlite3").exists()
+    points = namespace["points"]
+    assert points and all(line.startswith("- ") for line in points.splitlines())
+    written = namespace["written"]
+    spec = get_task("abstract")
+    assert written["output"] and "\n" not in written["output"]
+    assert len(sentences(written["output"])) <= spec.max_sentences
+    assert set(written["control"]["shown"]) <= {d.id for d in written["documents"]}

@@ -12,7 +12,7 @@ import pytest
 
 from langchain_stepback_profile import errors
 from langchain_stepback_profile.cli import Session, main
-from langchain_stepback_profile.cli import parser as cli_parser
+from langchain_stepback_profile.cli import commands as cli_commands
 from langchain_stepback_profile.errors import (
     InvalidArgumentError,
     ProfileModelError,
@@ -46,7 +46,7 @@ def run_raising(
     def handler(session: Session, args: argparse.Namespace) -> None:
         raise error
 
-    monkeypatch.setattr(cli_parser, "cmd_users", handler)
+    monkeypatch.setattr(cli_commands, "cmd_users", handler)  # looked up when the command runs
     code = main(["users", "--store", str(tmp_path / "store")])
     out, err = capsys.readouterr()
     return code, out, err
@@ -100,6 +100,7 @@ def test_a_user_error_attribute_outside_the_package_errors_is_ignored(
 
 # the classes the command has always treated as bad input, and the ones it never has
 USER_ERRORS = {
+    "BuildJobError",  # an InvalidArgumentError
     "ContextOverflowError",
     "DataFormatError",
     "DuplicateItemError",
@@ -111,6 +112,7 @@ USER_ERRORS = {
     "UnknownUserError",
 }
 OTHER_ERRORS = {
+    "BuildFailure",  # a user's build failed in a worker
     "ProfileBuildError",
     "ProfileGenerationError",
     "ProfileModelError",

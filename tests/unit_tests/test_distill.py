@@ -749,3 +749,18 @@ def test_an_answer_with_no_profile_in_it_still_fails_after_one_repair() -> None:
     with pytest.raises(ProfileGenerationError):
         StepBackProfiler(llm, structured="json").build("alice", papers(0, 1))
     assert len(llm.prompts) == 2
+
+
+def test_auto_picks_by_profile_attribution_for_small_models() -> None:
+    """``auto``: extractive for a small model (0 calls; its summaries pick out their user less
+    well), hybrid when a custom schema needs a model to fill it, llm for any other model."""
+    from pydantic import BaseModel
+
+    class Topics(BaseModel):
+        topics: list[str]
+
+    small = ScriptedChat(model_name="SmolLM2-135M-Instruct")
+    assert StepBackProfiler(small, strategy="auto").strategy == "extractive"
+    assert StepBackProfiler(small, strategy="auto").build("alice", papers(0, 2)).llm_calls == 0
+    assert StepBackProfiler(small, strategy="auto", profile_schema=Topics).strategy == "hybrid"
+    assert StepBackProfiler(ScriptedChat(), strategy="auto").strategy == "llm"

@@ -8,6 +8,8 @@ import pytest
 
 EXPECTED_ALL = {
     "langchain_stepback_profile": [
+        "BuildJob",
+        "BuildJobError",
         "ContextOverflowError",
         "DataFormatError",
         "DuplicateItemError",
@@ -32,6 +34,7 @@ EXPECTED_ALL = {
         "StepBackProfileRetriever",
         "StepBackProfiler",
         "StoreError",
+        "StyleGists",
         "TASKS",
         "TaskSpec",
         "UnknownUserError",

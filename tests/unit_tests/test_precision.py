@@ -18,6 +18,7 @@ from langchain_stepback_profile.embeddings import (
     INT8_EMBEDDING_ID,
     embedding_id,
 )
+from langchain_stepback_profile.errors import MissingExtraError
 
 
 @pytest.mark.parametrize("bad", ["fp16", "FP32", "", "int4"])
@@ -26,11 +27,11 @@ def test_unknown_precision_is_refused_naming_the_choices(bad: str) -> None:
         MiniLMEmbeddings(precision=bad)  # type: ignore[arg-type]
     message = str(err.value)
     assert repr(bad) in message
-    for choice in ("'auto'", "'fp32'", "'bf16'", "'int8'"):
+    for choice in ("'auto'", "'fp32'", "'bf16'", "'int8'", "'onnx'"):
         assert choice in message
 
 
-@pytest.mark.parametrize("variant", ["bf16", "int8"])
+@pytest.mark.parametrize("variant", ["bf16", "int8", "onnx"])
 def test_cpu_variants_need_the_cpu(variant: str) -> None:
     with pytest.raises(InvalidArgumentError, match="device='cpu'"):
         MiniLMEmbeddings(device="cuda", precision=variant)  # type: ignore[arg-type]
@@ -49,6 +50,7 @@ def test_default_is_auto_and_nothing_loads_before_use() -> None:
         ("fp32", DEFAULT_EMBEDDING_ID),
         ("bf16", DEFAULT_EMBEDDING_ID),
         ("int8", INT8_EMBEDDING_ID),
+        ("onnx", DEFAULT_EMBEDDING_ID),
     ],
 )
 def test_embedding_id_separates_only_variants_beyond_the_bar(variant: str, expected: str) -> None:
@@ -172,6 +174,34 @@ def test_a_broken_cache_file_means_measuring_again(
     assert prec.cached_choice("any") is None
     prec.store_choice("any", prec.Choice("fp32", "test"))
     assert prec.cached_choice("any") == prec.Choice("fp32", "test", cached=True)
+
+
+def test_the_onnx_export_lives_in_the_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEPBACK_PROFILE_CACHE", str(tmp_path))
+    assert prec.cache_dir() == tmp_path
+    assert prec.cache_file().parent == tmp_path
+    monkeypatch.delenv("STEPBACK_PROFILE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert prec.cache_dir() == tmp_path / "xdg" / "langchain-stepback-profile"
+
+
+def test_onnx_without_onnxruntime_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from langchain_stepback_profile import embeddings as emb_module
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxruntime" else real(name, *a),
+    )
+    assert not emb_module.onnx_available()
+    with pytest.raises(MissingExtraError) as err:
+        MiniLMEmbeddings(precision="onnx")
+    assert err.value.extra == "local" and err.value.missing == ("onnxruntime",)
 
 
 def test_calibration_texts_are_built_in() -> None:

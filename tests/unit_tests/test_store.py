@@ -28,7 +28,7 @@ from langchain_stepback_profile import (
 )
 from langchain_stepback_profile.langgraph_store import LangGraphProfileStore
 from langchain_stepback_profile.postgres_store import PostgresProfileStore
-from langchain_stepback_profile.store import ForgetReport, StoredItem
+from langchain_stepback_profile.store import ForgetReport, ItemAnnotation, StoredItem
 
 
 @dataclass
@@ -274,6 +274,66 @@ def test_delete_user_counts_and_leaves_others_intact(store: ProfileStore) -> Non
     bob_profile = store.get_profile("bob")
     assert bob_profile is not None and bob_profile.summary == "bob"
     assert store.delete_user("alice") == ForgetReport(items=0, profile_versions=0)
+
+
+# ---------------------------------------------------------------- annotations (style gists)
+def notes(stored: list[HistoryItem], setup: str = "s1") -> list[ItemAnnotation]:
+    return [ItemAnnotation(i.content_hash, setup, f"gist of {i.text}") for i in stored]
+
+
+def test_annotations_round_trip_and_are_replaced(store: ProfileStore) -> None:
+    stored = items("a", "b")
+    store.add_items("alice", stored)
+    hashes = [i.content_hash for i in stored]
+    assert store.get_annotations("alice", "style_gist", hashes) == {}
+    assert store.put_annotations("alice", "style_gist", notes(stored)) == 2
+    got = store.get_annotations("alice", "style_gist", [*hashes, "0" * 64])
+    assert got == {n.item_hash: n for n in notes(stored)}
+    store.put_annotations("alice", "style_gist", notes(stored[:1], setup="s2"))
+    again = store.get_annotations("alice", "style_gist", hashes)
+    assert again[hashes[0]].setup == "s2" and again[hashes[1]].setup == "s1"
+    assert store.get_annotations("alice", "other_kind", hashes) == {}  # kinds stay apart
+    assert store.users() == ["alice"]
+
+
+def test_annotations_never_reach_another_user(store: ProfileStore) -> None:
+    alice, bob = items("shared text"), items("shared text")  # the same content, two users
+    store.add_items("alice", alice)
+    store.add_items("bob", bob)
+    store.put_annotations("alice", "style_gist", notes(alice))
+    assert store.get_annotations("bob", "style_gist", [alice[0].content_hash]) == {}
+    # an annotation of content the user does not have is not stored
+    assert store.put_annotations("carol", "style_gist", notes(alice)) == 0
+    assert store.get_annotations("carol", "style_gist", [alice[0].content_hash]) == {}
+    assert store.users() == ["alice", "bob"]
+
+
+def test_removing_an_item_removes_its_annotations(store: ProfileStore) -> None:
+    stored = items("a", "b")
+    store.add_items("alice", stored)
+    store.add_items("bob", items("a"))
+    store.put_annotations("alice", "style_gist", notes(stored))
+    store.put_annotations("bob", "style_gist", notes(items("a")))
+    store.remove_items("alice", ["p0"])
+    hashes = [i.content_hash for i in stored]
+    assert list(store.get_annotations("alice", "style_gist", hashes)) == [hashes[1]]
+    assert list(store.get_annotations("bob", "style_gist", hashes)) == [hashes[0]]
+    # the same content added again has no annotation until one is written
+    store.add_items("alice", [HistoryItem(id="again", text="a")])
+    assert list(store.get_annotations("alice", "style_gist", hashes)) == [hashes[1]]
+
+
+def test_delete_user_removes_their_annotations(store: ProfileStore) -> None:
+    stored = items("a", "b")
+    store.add_items("alice", stored)
+    store.add_items("bob", items("a"))
+    store.put_annotations("alice", "style_gist", notes(stored))
+    store.put_annotations("bob", "style_gist", notes(items("a")))
+    store.delete_user("alice")
+    store.add_items("alice", stored)  # the same items again: nothing of before is left
+    hashes = [i.content_hash for i in stored]
+    assert store.get_annotations("alice", "style_gist", hashes) == {}
+    assert list(store.get_annotations("bob", "style_gist", hashes)) == [hashes[0]]
 
 
 # ---------------------------------------------------------------- meta
