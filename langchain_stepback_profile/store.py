@@ -302,7 +302,7 @@ class SQLiteProfileStore(ProfileStore):
             with self._transaction():
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     self._conn.execute(statement)
-        except sqlite3.DatabaseError as err:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as err:  # a damaged schema's text
             self._conn.close()
             raise StoreError(
                 f"{self.path} is not a readable SQLite database ({err}); it is corrupt or not "

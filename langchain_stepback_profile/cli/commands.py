@@ -130,7 +130,7 @@ def _build_here(
     session: Session, args: argparse.Namespace, memory: ProfileMemory, users: list[str], task: str
 ) -> RefreshReport:
     """The build in this one process (a folder store without --workers/--job)."""
-    strategy = args.profile_strategy
+    strategy = args.profile_strategy or memory.profile_strategy  # else the store's last choice
     llm = None if strategy == "extractive" else session.llm()
     if session.llm_spec.provider != "local" and llm is not None:  # a served model
         return asyncio.run(

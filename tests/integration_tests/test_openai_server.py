@@ -35,7 +35,9 @@ def test_profiles_and_a_personalized_query_through_chatopenai(
     openai_server: str, tmp_path: Path, embeddings, histories, lamp5_questions
 ) -> None:
     llm = served(openai_server, max_tokens=256)
-    with ProfileMemory(tmp_path / "store", embeddings=embeddings, task="scholarly_title") as memory:
+    with ProfileMemory(  # hybrid: the served model writes each summary (auto: extractive)
+        tmp_path / "store", embeddings=embeddings, task="scholarly_title", profile_strategy="hybrid"
+    ) as memory:
         memory.add_histories(histories)
         report = asyncio.run(memory.arefresh(llm=llm, max_concurrency=2))
         assert report.count("built") == 2 and report.llm_calls >= 2
@@ -75,7 +77,18 @@ def test_the_command_line_with_openai_llm_and_base_url(
     llm = ["--llm", f"openai:{MODEL}", "--base-url", openai_server]
     as_json(cli("ingest", data, *store, "--task", "scholarly_title", "--json", cwd=tmp_path))
     built = as_json(
-        cli("profile", "build", *store, *llm, "--concurrency", "2", "--json", cwd=tmp_path)
+        cli(
+            "profile",
+            "build",
+            *store,
+            *llm,
+            "--concurrency",
+            "2",
+            "--profile-strategy",
+            "hybrid",  # the served model writes each summary; the next build remembers it
+            "--json",
+            cwd=tmp_path,
+        )
     )
     assert built["built"] == 2 and built["llm_calls"] >= 2
     again = as_json(cli("profile", "build", *store, *llm, "--json", cwd=tmp_path))

@@ -55,7 +55,9 @@ async def test_served_model_writes_the_profile_the_embedded_model_then_answers_w
             "response_format": {"type": "json_object", "schema": ProfileDraft.model_json_schema()}
         },
     )
-    with ProfileMemory(tmp_path / "store", embeddings=embeddings, task="scholarly_title") as store:
+    with ProfileMemory(  # hybrid: the served model writes each summary (auto: extractive)
+        tmp_path / "store", embeddings=embeddings, task="scholarly_title", profile_strategy="hybrid"
+    ) as store:
         store.add_histories(
             {u: lamp_slice[u]["profile"][:3] for u in (alice, bob)}, show_progress=False
         )
