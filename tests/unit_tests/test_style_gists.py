@@ -5,16 +5,13 @@ the chain and refresh faces."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -29,6 +26,7 @@ from langchain_stepback_profile import (
     create_personalized_chain,
 )
 from langchain_stepback_profile.style_gists import GIST_KIND, clean_gist
+from tests.unit_tests.fakes import HashEmbeddings
 
 PAPERS = [
     {"id": "p1", "title": "Neural MT for Low-Resource Languages", "abstract": "We translate."},
@@ -36,22 +34,6 @@ PAPERS = [
     {"id": "p3", "title": "Parsing Tweets", "abstract": "We parse noisy tweets."},
 ]
 ABSTRACT = "We translate low-resource languages with back-translation."
-
-
-class HashEmbeddings(Embeddings):
-    """A deterministic hashing embedder: no model to load."""
-
-    embedding_id = "hash-16"
-
-    def _vector(self, text: str) -> list[float]:
-        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
-        return np.random.default_rng(seed).normal(size=16).tolist()
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return [self._vector(t) for t in texts]
-
-    def embed_query(self, text: str) -> list[float]:
-        return self._vector(text)
 
 
 class GistChat(BaseChatModel):

@@ -4,15 +4,12 @@ questions, abstract, title): each task's prompt and output shape with a fake cha
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -24,6 +21,7 @@ from langchain_stepback_profile.cli import Session, main
 from langchain_stepback_profile.errors import InvalidArgumentError
 from langchain_stepback_profile.output_control import control, sentences
 from langchain_stepback_profile.tasks import TASKS, WRITING_TASKS, get_task
+from tests.unit_tests.fakes import HashEmbeddings
 
 PAPERS = {
     "ada": [
@@ -90,22 +88,6 @@ class TaskChat(BaseChatModel):
             task = next(t for t in ANSWERS if TASKS[t].instruction in last)
             reply = ANSWERS[task]
         return ChatResult(generations=[ChatGeneration(message=AIMessage(reply))])
-
-
-class HashEmbeddings(Embeddings):
-    """Deterministic vectors from a hash of the text (no model)."""
-
-    embedding_id = "hash-16"
-
-    def _vector(self, text: str) -> list[float]:
-        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
-        return np.random.default_rng(seed).normal(size=16).tolist()
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return [self._vector(t) for t in texts]
-
-    def embed_query(self, text: str) -> list[float]:
-        return self._vector(text)
 
 
 def _docs() -> list[Document]:
