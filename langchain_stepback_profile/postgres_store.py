@@ -62,6 +62,7 @@ from langchain_stepback_profile.build_jobs import (
 from langchain_stepback_profile.errors import DuplicateItemError, InvalidArgumentError, StoreError
 from langchain_stepback_profile.extras import require_extra
 from langchain_stepback_profile.history import HistoryItem
+from langchain_stepback_profile.names import is_store_url
 from langchain_stepback_profile.profile import UserProfile
 from langchain_stepback_profile.store import (
     ForgetReport,
@@ -165,7 +166,7 @@ class PostgresProfileStore(VectorProfileStore, BuildJobStore):
         pool_size: int = 4,
         connect_timeout: float = 10.0,
     ) -> None:
-        if not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://")):
+        if not is_store_url(url):
             raise InvalidArgumentError(
                 f"url must be a PostgreSQL URL such as postgresql://user:password@host:5432/db, "
                 f"got {url!r:.60}"
