@@ -137,6 +137,7 @@ def control_options(task: TaskSpec) -> dict[str, Any]:
         "max_words": task.max_words,
         "max_sentences": task.max_sentences,
         "max_items": task.max_items,
+        "questions": task.questions,
     }
 
 
@@ -204,13 +205,18 @@ def profile_points(docs: Sequence[Document]) -> list[str]:
     return list_items("; ".join(lines)) if lines else []
 
 
+FALLBACK_QUESTION = "What are the open problems in {}?"
+"""The fallback's question about each of the profiles' interests (a questions task)."""
+
+
 def fallback_output(
     text: str, task: TaskSpec, words: float | None, docs: Sequence[Document] = ()
 ) -> str:
     """What is returned when the model gives nothing usable twice: the input itself for a
     rewriting task; for a one-line answer a headline from the input's first sentence cut to
     the typical length; for a paragraph or a list the input in that shape, or, when the
-    task's default input stood in for none, the interests the profiles name."""
+    task's default input stood in for none, the interests the profiles name (for questions,
+    a question about each, or about the input's first words)."""
     if task.rewrite:
         return text
     if task.output_format == "line" and text != task.default_input:
@@ -218,6 +224,9 @@ def fallback_output(
     points = profile_points(docs) if text == task.default_input else []
     if task.output_format == "line":
         return points[0] if points else ""
+    if task.questions:  # a question about each point: the interests, else the input's gist
+        asked = points or [headline(text, 8)]
+        return shape("\n".join(FALLBACK_QUESTION.format(p) for p in asked), **control_options(task))
     source = "\n".join(points) if points else "\n".join(sentences(text))
     return shape(source, **control_options(task))
 

@@ -32,6 +32,8 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z0-9'\-]*")
 _TOKEN = re.compile(r"\S+")
 _EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF]|[:;=][\-']?[()DPpO/\\|]")
 _ELONGATED = re.compile(r"([a-z])\1{2,}")
+_EDGES = ".,!?;:\"()[]*'"
+"""Punctuation a token may carry at its edges (``BERT?``, ``(NMT)``)."""
 _STOPWORD_TEXT = """
     a about above after again against all also am an and any are as at be because been
     before being below between both but by can could did do does doing down during each few
@@ -147,7 +149,7 @@ def characteristic_forms(texts: Sequence[str], limit: int = 8) -> list[str]:
     counts: Counter[str] = Counter()
     for text in texts:
         for token in _TOKEN.findall(text):
-            word = token.strip('.,!?;:"()[]*').lower()
+            word = token.strip(_EDGES.replace("'", "")).lower()
             if word in INFORMAL_FORMS or (word.isalpha() and _ELONGATED.search(word)):
                 counts[word] += 1
     return [w for w, n in counts.most_common(limit) if n >= 2 or len(texts) < 4]
@@ -174,7 +176,7 @@ def style_stats(texts: Sequence[str]) -> StyleStats:
         colon_share=share([":" in t for t in texts]),
         question_share=share(["?" in t for t in texts]),
         acronym_share=share(
-            [any(re.fullmatch(r"[A-Z][A-Z0-9]{1,}s?", x) for x in w) for w in words]
+            [any(re.fullmatch(r"[A-Z][A-Z0-9]{1,}s?", x.strip(_EDGES)) for x in w) for w in words]
         ),
         exclamation_share=share(["!" in t for t in texts]),
         emoji_share=share([bool(_EMOJI.search(t)) for t in texts]),

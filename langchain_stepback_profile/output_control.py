@@ -46,11 +46,12 @@ _CHAT = re.compile(
 )
 _LABEL = re.compile(
     r"^\s*(?:\*\*|#+\s*)?(?:(?:title|headline|subject|paraphrase|tweet|answer|output|abstract"
-    r"|topic|(?:research )?(?:questions?|interests?))\s*:"
+    r"|topic|summary|keywords|(?:research )?(?:questions?|interests?)(?:\s*/\s*topics)?"
+    r"|author \d+)\s*:"
     r"|\[author \d+\])\s*",  # "[Author 1]": how the paper layout lists the history
     re.I,
 )
-_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\(?\d{1,2}[.)])\s+")
+_BULLET = re.compile(r"^\s*(?:(?:[-*\u2022]|\(?\d{1,2}[.)])\s+)+")  # "- 1. " too
 # a list entry that talks about the authors or their work instead of naming a point
 _ABOUT = re.compile(
     r"^(?:the|these|this|our|their) (?:authors?|users?|writers?|papers?|works?|previous)\b", re.I
@@ -218,18 +219,24 @@ def first_paragraph(text: str) -> str:
     return " ".join(lines[:end])
 
 
-def list_items(text: str, exclude: Sequence[str] = ()) -> list[str]:
+def list_items(text: str, exclude: Sequence[str] = (), questions: bool = False) -> list[str]:
     """The entries of a list answer: one a line (bullets and numbers removed), a line's
     parts separated by ``;`` apart; repeated entries once, and none that talks about the
     authors instead of naming a point (``The authors of...``) or introduces the list (``...:``).
+    With ``questions``, the entries are the questions the lines hold (a line of several is
+    split after each question mark) and nothing else.
 
     Example:
         >>> list_items("Here are the research interests:\\n1. Parsing\\n2. Tweets\\n- parsing")
         ['Parsing', 'Tweets']
         >>> list_items("parsing; machine translation\\nThe authors of the work, including")
         ['parsing', 'machine translation']
+        >>> list_items("Parsing tweets\\n- - How do we parse? Why parse? And so", questions=True)
+        ['How do we parse?', 'Why parse?']
     """
     lines = [_BULLET.sub("", line).strip() for line in _answer_lines(text)]
+    if questions:
+        lines = [_BULLET.sub("", q).strip() for line in lines for q in _QUESTION.findall(line)]
     entries = [part.strip() for line in lines if line for part in _clean_line(line).split(";")]
     entries = [e for e in entries if not (_CHAT.match(e) or _ABOUT.match(e) or e.endswith(":"))]
     seen: set[str] = {_squash(x) for x in exclude}  # e.g. the authors' names: no interest
@@ -240,6 +247,10 @@ def list_items(text: str, exclude: Sequence[str] = ()) -> list[str]:
             seen.add(key)
             unique.append(entry)
     return unique
+
+
+_QUESTION = re.compile(r"[^?]*[A-Za-z][^?]*\?")
+"""A question in a line: the words up to and with a question mark."""
 
 
 def _cap_words(text: str, limit: int) -> str:
@@ -278,6 +289,7 @@ def shape(
     max_sentences: int | None = None,
     max_items: int | None = None,
     exclude: Sequence[str] = (),
+    questions: bool = False,
 ) -> str:
     """An answer in its task's shape (see :class:`~langchain_stepback_profile.tasks.TaskSpec`):
     one cleaned line, one paragraph of whole sentences, or a list of ``- entry`` lines.
@@ -290,7 +302,7 @@ def shape(
     if output_format == "paragraph":
         return shape_paragraph(first_paragraph(text), max_sentences, max_words)
     if output_format == "list":
-        entries = list_items(text, exclude)
+        entries = list_items(text, exclude, questions)
         entries = entries[:max_items] if max_items else entries
         return "\n".join(f"- {_cap_words(e, max_words) if max_words else e}" for e in entries)
     line = first_line(text)
@@ -360,6 +372,7 @@ def control(
     max_sentences: int | None = None,
     max_items: int | None = None,
     exclude: Sequence[str] = (),
+    questions: bool = False,
 ) -> Controlled:
     """Clean, check and shape one answer.
 
@@ -372,11 +385,20 @@ def control(
     :func:`shape`): a ``line`` is also cut near ``typical_words``; a ``paragraph`` or a
     ``list`` keeps whole sentences or entries, and only an assistant's chatter ("I'm happy
     to help") counts as chat there, since an abstract may well start "This paper presents".
-    ``exclude`` are entries a list must not hold (the authors' names).
+    ``exclude`` are entries a list must not hold (the authors' names); with ``questions``
+    a list keeps only questions.
     """
     if output_format != "line":
         return _control_long(
-            raw, output_format, sources, given, max_words, max_sentences, max_items, exclude
+            raw,
+            output_format,
+            sources,
+            given,
+            max_words,
+            max_sentences,
+            max_items,
+            exclude,
+            questions,
         )
     actions: list[str] = []
     text = first_line(raw)
@@ -427,6 +449,7 @@ def _control_long(
     max_sentences: int | None,
     max_items: int | None,
     exclude: Sequence[str] = (),
+    questions: bool = False,
 ) -> Controlled:
     """:func:`control` for a paragraph or a list: shaped whole, checked for an assistant's
     chatter and for copies."""
@@ -437,6 +460,7 @@ def _control_long(
         max_sentences=max_sentences,
         max_items=max_items,
         exclude=exclude,
+        questions=questions,
     )
     actions = ["shaped"] if " ".join(text.split()) != " ".join(raw.split()) else []
     if not text.strip("- \n"):
@@ -445,4 +469,11 @@ def _control_long(
         return Controlled(text, "chat", actions)
     if _is_copy(text, sources, given):
         return Controlled(text, "copy", actions)
+    if output_format == "list":  # an entry that copies a shown title is no point of the list
+        entries = text.splitlines()  # (one that names the input's topic may well be one)
+        kept = [e for e in entries if not _is_copy(e.removeprefix("- "), sources, None)]
+        if not kept:
+            return Controlled(text, "copy", actions)
+        if len(kept) < len(entries):
+            text, actions = "\n".join(kept), [*actions, "dropped copies"]
     return Controlled(text, "ok", actions)

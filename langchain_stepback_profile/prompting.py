@@ -139,14 +139,18 @@ def request(text: str, task: TaskSpec) -> str:
 
 
 _SHAPE_HINTS = {"line": "", "paragraph": " as one paragraph", "list": ", one a line"}
+QUESTION_HINT = "Each question starts with How, What, Why or Can and ends with a question mark."
+"""What the prompt of a task whose entries are questions adds (a small model otherwise
+writes titles or topics)."""
 
 
 def _paper(text: str, docs: Sequence[Document], task: TaskSpec) -> list[BaseMessage]:
     context = render_context(docs)
     sections = [context] if context else []
+    hint = f" {QUESTION_HINT}" if task.questions else ""
     sections.append(
         f"{request(text, task)}\n\nWrite only the {task.output_name}"
-        f"{_SHAPE_HINTS[task.output_format]}, in the authors' style, with no explanation."
+        f"{_SHAPE_HINTS[task.output_format]}, in the authors' style, with no explanation.{hint}"
     )
     return [HumanMessage("\n\n".join(sections))]
 

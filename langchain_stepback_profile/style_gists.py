@@ -1,6 +1,12 @@
-"""Style gists: a one-line note of a history item's tone, length and structure, written by
-the LLM once per item and cached in the store beside the item (an option of the authors'
-code for Step-Back Profiling, arXiv 2406.14275).
+"""Style gists: a one-line note of a history item's tone, length and structure, cached in
+the store beside the item (an option of the authors' code for Step-Back Profiling, arXiv
+2406.14275).
+
+The tone is the LLM's: one call per item, asking for a few adjectives. Length and structure
+are measured from the item itself (its words, casing, colon, question, acronyms, informal
+forms), so they are exact whatever the model. A tone that repeats the item's own words is
+dropped and the gist keeps the measured part. For example ``formal and objective; 9 words;
+Title Case; a colon``.
 
 A gist is shown beside its item in the retrieved-history section of the prompt
 (:func:`~langchain_stepback_profile.prompting.render_context`, the ``paper`` layout). It is
@@ -9,14 +15,14 @@ answer cap), so an unchanged item costs 0 LLM calls and another prompt or model 
 again. Per query with ``k`` items shown: ``k`` gist calls the first time, 0 once cached;
 ``ProfileMemory.refresh(style_gists=True)`` writes them ahead of queries, one call per item.
 Gists of many items are written in one ``batch`` (``abatch``) with bounded concurrency; a
-gist that fails (a model error, an empty answer) is logged and its item shown without one:
-the answer never fails because of a gist, and a failed gist is tried again next time.
+gist whose call fails is logged and its item shown without one: the answer never fails
+because of a gist, and a failed gist is tried again next time.
 
 Example:
     ```python
     gists = StyleGists(memory, llm)
     written = gists.write({"alice": memory.items("alice")[:2]})
-    [g.text for g in written.values()]   # ['formal; 9 words; a method, a colon, the task', ...]
+    [g.text for g in written.values()]   # ['formal and objective; 9 words; Title Case', ...]
     gists.write({"alice": memory.items("alice")[:2]})  # cached now: 0 LLM calls
     ```
 """
@@ -31,12 +37,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from langchain_stepback_profile.aio import off_loop
 from langchain_stepback_profile.distill import model_id
 from langchain_stepback_profile.errors import InvalidArgumentError
+from langchain_stepback_profile.evidence import content_stems, output_text, style_stats
 from langchain_stepback_profile.history import HistoryItem
 from langchain_stepback_profile.llms import with_max_tokens
 from langchain_stepback_profile.store import ItemAnnotation
@@ -48,19 +55,20 @@ logger = logging.getLogger(__name__)
 
 GIST_KIND = "style_gist"
 """The annotation kind under which the store keeps style gists."""
-GIST_PROMPT_VERSION = "1"
+GIST_PROMPT_VERSION = "2"
 """Part of every gist's cache key: a new version writes every gist again."""
-GIST_PROMPT = (
-    "Describe the writing style of this {label} in one short line: its tone, its length and "
-    "its structure (for example: formal; 9 words; a method name, a colon, then the task). "
-    "Do not repeat its content.\n\n{Label}: {text}\n\nStyle:"
-)
+GIST_SYSTEM = "Answer with one to three adjectives separated by commas, and nothing else."
+"""The system message of every gist call."""
+GIST_PROMPT = "What is the tone of this {label}?\n\n{text}"
 """The gist prompt; ``{label}`` / ``{Label}`` name what the user wrote (``title``...),
-``{text}`` is it (the item's output when it has one, else its text)."""
-GIST_MAX_TOKENS = 40
+``{text}`` is it (the item's output when it has one, else its text). It carries no example
+answer: a small model copies an example instead of describing the item."""
+GIST_MAX_TOKENS = 16
 """The cap on a gist's answer, in tokens."""
+TONE_WORDS = 6
+"""Words of the model's tone a gist keeps (a longer answer is cut at a word boundary)."""
 GIST_WORDS = 24
-"""Words a gist keeps (a longer answer is cut)."""
+"""The most words a gist has: the tone and the measured length and structure."""
 ITEM_WORDS = 200
 """Words of an item the gist prompt shows."""
 
@@ -112,22 +120,107 @@ class GistReport:
         )
 
 
-def clean_gist(answer: Any, words: int = GIST_WORDS) -> str:
-    """A model's answer as a one-line gist: its first non-empty line without a label, quotes
-    or bullet, cut to ``words`` words; ``""`` when nothing is left.
+_TONE_LEAD = re.compile(
+    r"^(?:[-*•]\s*)?(?:(?:the\s+)?(?:tone|style)(?:\s+note)?\s*:\s*)?"
+    r"(?:(?:the\s+)?(?:tone|style)\s+of\s+(?:this|the)\s+\w+\s+(?:is|seems|sounds)\s+)?"
+    r"(?:(?:this|the)\s+\w+\s+(?:is|sounds|seems)\s+|it\s+(?:is|sounds)\s+)?"
+    r"(?:(?:a\s+)?mix\s+of\s+)?",
+    re.I,
+)
+_TONE_END = re.compile(
+    r"[.;:!?\n]|,\s*(?:with|which|and\s+it|but|\w+ing)\b|\s+(?:with|that|because|suggesting)\s"
+)
+_DANGLING = {"and", "or", "a", "an", "the", "of", "with", "but", "very", "quite", "rather"}
+
+
+def clean_tone(answer: Any, words: int = TONE_WORDS) -> str:
+    """The tone a model's answer names: its first clause without labels, lead-ins (*"The tone
+    of this title is"*), quotes or trailing clauses, in lower case and at most ``words``
+    words; ``""`` when nothing is left.
 
     Example:
-        >>> clean_gist('Style: "Formal; 7 words; a noun phrase."\\nIt is a title.')
-        'Formal; 7 words; a noun phrase.'
+        >>> clean_tone("The tone of this text is formal and objective, with a clear aim.")
+        'formal and objective'
+        >>> clean_tone('Tone: "Casual, playful"')
+        'casual, playful'
     """
     text = answer.content if isinstance(answer, BaseMessage) else answer
     if not isinstance(text, str):
         text = str(text)
     line = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    line = re.sub(r"^(?:[-*•]\s*)?(?:(?:the\s+)?style(?:\s+note)?\s*:\s*)?", "", line, flags=re.I)
-    line = line.strip().strip("\"'`“”").strip()
-    split = line.split()
-    return line if len(split) <= words else " ".join(split[:words]) + " ..."
+    line = _TONE_LEAD.sub("", line.strip().strip("\"'`“”"), count=1)
+    line = _TONE_END.split(line, maxsplit=1)[0].strip().strip("\"'`“”,").lower()
+    split = line.split()[:words]
+    while split and split[-1].strip(",") in _DANGLING:
+        split.pop()
+    return " ".join(split).strip(",")
+
+
+def echoes(tone: str, text: str) -> bool:
+    """Whether a tone repeats the item instead of describing it: half or more of its content
+    words are the item's own (e.g. *"neural machine translation"* for a title about it).
+
+    Example:
+        >>> echoes("neural and technical", "Neural Machine Translation")
+        True
+        >>> echoes("formal", "A Study")
+        False
+    """
+    words = content_stems(tone)
+    return bool(words) and len(words & content_stems(text)) * 2 >= len(words)
+
+
+def measured_style(text: str) -> str:
+    """The length and structure of one text, measured: its words (and sentences, for long
+    ones), casing, colon, question, acronyms, '!', emoticons, first person, informal forms.
+
+    Example:
+        >>> measured_style("Neural Dialogue: A Study of BERT?")
+        '6 words; Title Case; a colon; a question; acronyms'
+    """
+    stats = style_stats([text])
+    if not stats.items:
+        return ""
+    n = int(stats.median_words)
+    parts = [f"{n} word{'s' if n != 1 else ''}"]
+    sentences = len(re.findall(r"[.!?](?:\s|$)", text.strip()))
+    if n > 25 and sentences > 1:
+        parts.append(f"{sentences} sentences")
+    if stats.title_case_share == 1.0 and n > 1:
+        parts.append("Title Case")
+    elif stats.lowercase_share == 1.0:
+        parts.append("all lower case")
+    for share, name in (
+        (stats.colon_share, "a colon"),
+        (stats.question_share, "a question"),
+        (stats.acronym_share, "acronyms"),
+        (stats.exclamation_share, "'!'"),
+        (stats.emoji_share, "emoticons"),
+    ):
+        if share:
+            parts.append(name)
+    if re.search(r"\b(?:we|our|us|i|my|me)\b", text.lower()):
+        parts.append("first person")
+    if stats.characteristic_forms:
+        parts.append("writes " + ", ".join(stats.characteristic_forms[:3]))
+    return "; ".join(parts)
+
+
+def compose_gist(answer: Any, text: str, words: int = GIST_WORDS) -> str:
+    """One item's gist: the model's tone (unless it has no content word or :func:`echoes` the
+    item), then the :func:`measured_style` of ``text``, at most ``words`` words.
+
+    Example:
+        >>> compose_gist("The tone of this title is formal.", "Neural Dialogue: A Study")
+        'formal; 4 words; Title Case; a colon'
+        >>> compose_gist("Neural dialogue", "Neural Dialogue: A Study")
+        '4 words; Title Case; a colon'
+    """
+    tone = clean_tone(answer)
+    parts = [tone] if content_stems(tone) and not echoes(tone, text) else []
+    parts.append(measured_style(text))
+    split = "; ".join(p for p in parts if p).split()
+    return " ".join(split[:words])
 
 
 def _opening(text: str, words: int = ITEM_WORDS) -> str:
@@ -207,19 +300,26 @@ class StyleGists:
     @property
     def setup(self) -> str:
         """The cache key of this gist setup: prompt version and text, model, answer cap."""
-        parts = (GIST_PROMPT_VERSION, self.prompt, model_id(self.llm), str(self.max_tokens))
+        parts = (
+            GIST_PROMPT_VERSION,
+            GIST_SYSTEM,
+            self.prompt,
+            model_id(self.llm),
+            str(self.max_tokens),
+        )
         return hashlib.sha256("\x00".join(parts).encode("utf-8")).hexdigest()[:16]
 
     def messages(self, item: HistoryItem) -> list[BaseMessage]:
         """The gist prompt of one item."""
         label = (item.output_label or "text") if item.output else "text"
-        text = _opening(item.output if item.output else item.text)
+        text = _opening(output_text(item))
         return [
+            SystemMessage(GIST_SYSTEM),
             HumanMessage(
                 self.prompt.replace("{label}", label)
                 .replace("{Label}", label.capitalize())
                 .replace("{text}", text)
-            )
+            ),
         ]
 
     def _model(self) -> Runnable:
@@ -252,12 +352,14 @@ class StyleGists:
         fresh: dict[str, list[ItemAnnotation]] = {}
         for (user_id, item), answer in zip(plan.todo, answers, strict=True):
             key = (user_id, item.content_hash)
-            text = "" if isinstance(answer, BaseException) else clean_gist(answer)
+            text = (
+                "" if isinstance(answer, BaseException) else compose_gist(answer, output_text(item))
+            )
             if not text:
                 why = (
                     f"{type(answer).__name__}: {answer}"
                     if isinstance(answer, BaseException)
-                    else "an empty answer"
+                    else "an empty item"
                 )
                 logger.warning(
                     "no style gist for item %r of user %r (%s); it is shown without one",

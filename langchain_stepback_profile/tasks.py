@@ -60,6 +60,10 @@ class TaskSpec(BaseModel):
     """A ``paragraph`` keeps at most this many whole sentences."""
     max_items: int | None = None
     """A ``list`` keeps at most this many entries."""
+    questions: bool = False
+    """Each entry of a ``list`` is a question: the prompt asks for questions that start with
+    an interrogative and end with a question mark, output control keeps only questions (a
+    line of several is split), and the fallback asks about the profiles' interests."""
     examples: bool = True
     """The history's (input, output) pairs are examples of this output, so the few-shot
     layout can show them. False for outputs no history item holds (research interests,
@@ -169,10 +173,11 @@ TASKS: dict[str, TaskSpec] = {
             name="research_questions",
             history="scientific papers the user wrote (title and abstract)",
             instruction=(
-                "Write the research questions a paper by these authors would ask, one "
-                "question a line, on the following:"
+                "Write three research questions that a new paper by these authors could ask, "
+                "on the following:"
             ),
             output_name="research questions",
+            questions=True,
             focus="research interests, open problems, methods and recurring technical keywords",
             output_format="list",
             max_words=25,

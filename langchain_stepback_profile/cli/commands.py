@@ -36,6 +36,7 @@ from langchain_stepback_profile.loaders import detect_format, load_histories, re
 from langchain_stepback_profile.memory import ProfileMemory, RefreshReport
 from langchain_stepback_profile.names import ATTRIBUTION
 from langchain_stepback_profile.retriever import StepBackProfileRetriever
+from langchain_stepback_profile.style_gists import GistReport, StyleGists
 from langchain_stepback_profile.tasks import WRITING_TASKS, get_task
 from langchain_stepback_profile.usage import LLMUsage
 
@@ -98,6 +99,8 @@ def cmd_profile_build(session: Session, args: argparse.Namespace) -> None:
         task = job.settings.task or task
     else:
         report = _build_here(session, args, memory, users, task)
+    if args.style_gists:
+        report.gists = _write_gists(session, args, memory, users)
     result = report_dict(report, task)
     if job is not None:
         result["job"] = job.name
@@ -147,6 +150,18 @@ def _build_here(
     return memory.refresh(
         users, llm, task=task, strategy=strategy, show_progress=True, on_error="report"
     )
+
+
+def _write_gists(
+    session: Session, args: argparse.Namespace, memory: ProfileMemory, users: list[str]
+) -> GistReport:
+    """The style gists of the users' items that have none yet for this model (``--style-gists``),
+    so that ``query --style-gists`` with the same model costs 0 gist calls."""
+    llm = session.llm()
+    if session.llm_spec.provider != "local":  # a served model: calls in flight at once
+        gists = StyleGists(memory, llm, max_concurrency=args.concurrency)
+        return asyncio.run(gists.aprecompute(users))
+    return StyleGists(memory, llm, max_concurrency=1).precompute(users)
 
 
 def cmd_profile_show(session: Session, args: argparse.Namespace) -> None:

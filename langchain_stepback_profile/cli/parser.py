@@ -239,9 +239,10 @@ def _add_generation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--style-gists",
         action="store_true",
-        help="show each retrieved item beside its style gist (one line on its tone, length "
-        "and structure, written by the model once per item and cached in the store: k more "
-        "LLM calls the first time, 0 after); in the paper layout only",
+        help="show each retrieved item beside its style gist (one line: its tone, by the "
+        "model once per item, and its measured length and structure, cached in the store: k "
+        "more LLM calls the first time, 0 after; profile build --style-gists writes them "
+        "ahead); in the paper layout only",
     )
     parser.add_argument(
         "--no-control",
@@ -337,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"  {PROG} profile build\n"
         f'  {PROG} profile build --users "alice,bob" --task tweet_paraphrase\n'
         f"  {PROG} profile build --llm openai:gpt-4o-mini --concurrency 8\n"
+        f"  {PROG} profile build --style-gists   # and each item's style gist\n"
         f"  {PROG} profile build --store postgresql://app@db/profiles --workers 4 \\\n"
         "      --llm openai:MODEL --base-url URL   # the same on every machine",
     )
@@ -366,6 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="the shared build to start or join (default profile-build): commands with the "
         "same name split one build; its report lists every worker's users",
+    )
+    build.add_argument(
+        "--style-gists",
+        action="store_true",
+        help="also write the style gist of every item that has none for this model (one LLM "
+        "call per item), so that query --style-gists costs 0 gist calls",
     )
     build.add_argument(
         "--profile-strategy",

@@ -34,6 +34,23 @@ def report_dict(report: RefreshReport, task: str) -> dict[str, Any]:
         },
         "failed": report.failures,
         **_workers(report),
+        **_gists(report),
+    }
+
+
+def _gists(report: RefreshReport) -> dict[str, Any]:
+    """The style gists written with ``--style-gists``."""
+    if report.gists is None:
+        return {}
+    g = report.gists
+    return {
+        "style_gists": {
+            "items": g.items,
+            "cached": g.cached,
+            "written": g.written,
+            "failed": g.failed,
+            "llm_calls": g.llm_calls,
+        }
     }
 
 

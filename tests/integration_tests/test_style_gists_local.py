@@ -1,6 +1,7 @@
 """Style gists end to end with the real parts: MiniLM, SQLite, FAISS and the embedded SmolLM2
 model write the gists during refresh; the chain and the ``query --style-gists`` command then
-show them beside the retrieved items at 0 gist calls."""
+show them beside the retrieved items at 0 gist calls, and ``profile build --style-gists``
+finds them cached."""
 
 from __future__ import annotations
 
@@ -52,6 +53,14 @@ def test_gists_written_in_refresh_serve_the_chain_and_the_command(
             assert f"Style note: {doc.metadata['style_gist']}" in result["messages"][0].content
         stored = memory.get_annotations("author", GIST_KIND, hashes)
         missing = sum(d.metadata["style_gist_source"] == "failed" for d in history)
+
+    built = as_json(
+        cli("profile", "build", "--style-gists", "--json", "--store", store, cwd=tmp_path)
+    )
+    # the command finds the gists refresh wrote (the same model): no gist call for them
+    assert built["style_gists"]["items"] == 3 and built["unchanged"] == 1
+    assert built["style_gists"]["llm_calls"] == built["style_gists"]["items"] - len(stored)
+    assert built["llm_calls"] == built["style_gists"]["llm_calls"]
 
     out = as_json(
         cli(

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableLambda
 from pydantic import Field, PrivateAttr
@@ -25,7 +25,13 @@ from langchain_stepback_profile import (
     StyleGists,
     create_personalized_chain,
 )
-from langchain_stepback_profile.style_gists import GIST_KIND, clean_gist
+from langchain_stepback_profile.style_gists import (
+    GIST_KIND,
+    GIST_WORDS,
+    clean_tone,
+    compose_gist,
+    measured_style,
+)
 from tests.unit_tests.fakes import HashEmbeddings
 
 PAPERS = [
@@ -60,15 +66,14 @@ class GistChat(BaseChatModel):
             self.most_in_flight = max(self.most_in_flight, self._in_flight)
         try:
             time.sleep(self.delay)
-            if "writing style" not in text:
+            if not isinstance(messages[0], SystemMessage):
                 self.other_prompts.append(text)
                 reply = "A Personalized Title"
             else:
                 self.gist_prompts.append(text)
                 if self.fail_on and self.fail_on in text:
                     raise ConnectionError("the model server went away")
-                words = len(text.split("\n\n")[1].split()) - 1
-                reply = f'Style: "formal; {words} words; a noun phrase"\nmore chatter'
+                reply = 'Tone: "Formal, precise"\nmore chatter'
         finally:
             with self._lock:
                 self._in_flight -= 1
@@ -98,8 +103,16 @@ def test_gists_are_written_once_and_then_read_from_the_store(memory: ProfileMemo
     docs = history(retriever(memory, llm).invoke(ABSTRACT, user_ids=["alice"]))
     assert len(docs) == 2 and len(llm.gist_prompts) == 2  # k items: k calls
     assert {d.metadata["style_gist_source"] for d in docs} == {"written"}
-    assert all(d.metadata["style_gist"].startswith("formal; ") for d in docs)
-    assert all("Title: " in p for p in llm.gist_prompts)  # the user's own output is described
+    # the model's tone, then the item's measured length and structure
+    gists = {d.metadata["style_gist"] for d in docs}
+    assert gists <= {
+        "formal, precise; 5 words; Title Case; acronyms",
+        "formal, precise; 3 words; Title Case",
+        "formal, precise; 2 words; Title Case",
+    }
+    titles = {p["title"] for p in PAPERS}
+    # the user's own output is described, not the abstract it was written for
+    assert all(any(t in p for t in titles) and "We " not in p for p in llm.gist_prompts)
 
     again = history(retriever(memory, llm).invoke(ABSTRACT, user_ids=["alice"]))
     assert len(llm.gist_prompts) == 2  # cached: 0 calls
@@ -181,11 +194,22 @@ def test_a_failed_gist_leaves_its_item_without_one(
     assert len(llm.gist_prompts) == 4
 
 
-def test_an_empty_answer_is_a_failure() -> None:
-    assert clean_gist("   \n  ") == ""
-    assert clean_gist("- Style: 'terse'") == "terse"
-    assert clean_gist("Style note: terse") == "terse"
-    assert clean_gist(" ".join(["word"] * 40)).endswith("...")
+def test_a_gist_is_the_models_tone_and_the_measured_style() -> None:
+    title = "Neural MT for Low-Resource Languages"
+    assert compose_gist("The tone of this title is formal and objective, with a hint", title) == (
+        "formal and objective; 5 words; Title Case; acronyms"
+    )
+    # an empty answer, a tone that echoes the item, one with no content word: measured only
+    for answer in ("   \n  ", "Neural, low-resource", "The tone of this title is one that"):
+        assert compose_gist(answer, title) == "5 words; Title Case; acronyms"
+    assert clean_tone("- Style: 'terse'") == "terse"
+    assert clean_tone(" ".join(["word"] * 40)) == " ".join(["word"] * 6)
+    assert measured_style("so happy!! cant wait lol 😀") == (
+        "6 words; all lower case; '!'; emoticons; writes cant, lol"
+    )
+    long = "We parse tweets. It works well. " * 5
+    assert measured_style(long).startswith("30 words; 10 sentences")
+    assert len(compose_gist("formal " * 10, long * 3).split()) <= GIST_WORDS
 
 
 def test_batch_keeps_to_the_concurrency_bound(memory: ProfileMemory) -> None:

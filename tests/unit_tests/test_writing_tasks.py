@@ -20,6 +20,7 @@ from langchain_stepback_profile import ProfileMemory, create_personalized_chain
 from langchain_stepback_profile.cli import Session, main
 from langchain_stepback_profile.errors import InvalidArgumentError
 from langchain_stepback_profile.output_control import control, sentences
+from langchain_stepback_profile.prompting import QUESTION_HINT
 from langchain_stepback_profile.tasks import TASKS, WRITING_TASKS, get_task
 from tests.unit_tests.fakes import HashEmbeddings
 
@@ -218,6 +219,48 @@ def test_research_questions_are_at_most_three_questions() -> None:
         "- Does attention help translate bird calls?",
         "- How little data does a parser need?",
     ]
+
+
+class RepliesChat(TaskChat):
+    """Gives one fixed reply to every prompt."""
+
+    reply: str = ""
+
+    def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kw: Any):
+        self.prompts.append(list(messages))
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(self.reply))])
+
+
+def test_research_questions_keep_only_questions_and_ask_for_them() -> None:
+    llm = RepliesChat(
+        reply="Here are the questions: How do whales sing? Graph parsing of songs\n"
+        "Why translate bird calls? And what is next"
+    )
+    result = _run("research_questions", llm=llm)
+    assert result["output"].splitlines() == ["- How do whales sing?", "- Why translate bird calls?"]
+    assert QUESTION_HINT in str(llm.prompts[0][-1].content)
+
+
+def test_research_questions_without_a_question_fall_back_on_questions() -> None:
+    no_question = RepliesChat(reply="- graph parsing\n- whale songs")
+    result = _run("research_questions", None, llm=no_question)
+    assert result["control"]["verdicts"] == ["empty"] and result["control"]["fallback"]
+    assert result["output"].splitlines() == [
+        "- What are the open problems in graph parsing?",
+        "- What are the open problems in whale songs?",
+        "- What are the open problems in mt?",
+    ]
+    given = _run("research_questions", "Whale songs and bird calls.", llm=no_question)
+    assert given["output"] == "- What are the open problems in Whale songs and bird calls?"
+
+
+def test_a_list_entry_that_copies_a_shown_title_or_label_is_dropped() -> None:
+    llm = RepliesChat(reply="- Graph Parsing of Whale Songs\n- Author 1: acoustic models\n- mt")
+    result = _run("research_interests", llm=llm)
+    assert result["output"].splitlines() == ["- acoustic models", "- mt"]
+    assert "dropped copies" in result["control"]["actions"]
+    only_copies = RepliesChat(reply="- Graph Parsing of Whale Songs")
+    assert _run("research_interests", llm=only_copies)["control"]["verdicts"] == ["copy"]
 
 
 def test_a_topic_is_one_short_line() -> None:
