@@ -802,7 +802,11 @@ class ProfileMemory:
     ) -> dict[str, list[SearchResult]]:
         """Top-k per user for one query (embedded once), in the order of ``user_ids``."""
         k = check_k(k)
-        users = [self._known(u) for u in _user_list(user_ids) or []]
+        given = _user_list(user_ids) or []
+        # a vector store is asked first and about an unknown user only when it finds nothing:
+        # one round trip per user instead of two
+        served = self._vector_store is not None
+        users = [check_user_id(u) if served else self._known(u) for u in given]
         if not users:
             raise InvalidArgumentError("no users given: pass user_ids=['alice', ...]")
         if not isinstance(query, str) or not query.strip():
@@ -813,6 +817,8 @@ class ProfileMemory:
         for user_id in users:
             if self._vector_store is not None:  # exact, over this user's rows only
                 rows = self._vector_store.search(user_id, vector, k)
+                if not rows:
+                    self._known(user_id)  # an unknown user is an error, not an empty answer
                 results[user_id] = [SearchResult(s.item, score, user_id) for s, score in rows]
                 continue
             hits = self._user_index(user_id).search(user_id, vector, k)
