@@ -1079,7 +1079,8 @@ class ProfileMemory:
             except Exception as err:  # any model or parser failure of this one user
                 self._fail(report, user_id, err)
         if style_gists:
-            report.gists = StyleGists(self, _chat_model(llm)).precompute(targets, config)
+            gists = StyleGists(self, _chat_model(llm))
+            report.gists = gists.precompute(targets, config, show_progress=show_progress)
         return self._conclude(report, on_error)
 
     async def arefresh(
@@ -1125,7 +1126,7 @@ class ProfileMemory:
         report.builds = {u: report.builds[u] for u in targets if u in report.builds}
         if style_gists:  # at most max_concurrency gist calls in flight
             gists = StyleGists(self, _chat_model(llm), max_concurrency=max_concurrency)
-            report.gists = await gists.aprecompute(targets, config)
+            report.gists = await gists.aprecompute(targets, config, show_progress=show_progress)
         return self._conclude(report, on_error)
 
     async def _abuild_user(

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableConfig
+from tqdm.auto import tqdm
 
 from langchain_stepback_profile.aio import off_loop
 from langchain_stepback_profile.distill import model_id
@@ -69,6 +70,9 @@ TONE_WORDS = 6
 """Words of the model's tone a gist keeps (a longer answer is cut at a word boundary)."""
 GIST_WORDS = 24
 """The most words a gist has: the tone and the measured length and structure."""
+PRECOMPUTE_CHUNK = 8
+"""A precompute writes ``PRECOMPUTE_CHUNK`` x ``max_concurrency`` items per batch (a step of
+its progress bar)."""
 ITEM_WORDS = 200
 """Words of an item the gist prompt shows."""
 
@@ -234,6 +238,12 @@ class _Plan:
 
     found: dict[tuple[str, str], StyleGist]
     todo: list[tuple[str, HistoryItem]]
+
+
+def _bar(chunks: Sequence[Mapping[str, Sequence[HistoryItem]]], show: bool) -> tqdm:
+    """The progress bar of a precompute: one step per item."""
+    total = sum(len(items) for chunk in chunks for items in chunk.values())
+    return tqdm(total=total, desc="style gists", unit="item", disable=not show)
 
 
 class StyleGists:
@@ -405,19 +415,52 @@ class StyleGists:
         users = [user_ids] if isinstance(user_ids, str) else user_ids
         return {u: self.memory.items(u) for u in (self.memory.users() if users is None else users)}
 
+    def _chunks(
+        self, wanted: Mapping[str, Sequence[HistoryItem]]
+    ) -> list[dict[str, list[HistoryItem]]]:
+        """``wanted`` in pieces of a few batches each, so a long precompute shows progress."""
+        pairs = [(user_id, item) for user_id, items in wanted.items() for item in items]
+        size = PRECOMPUTE_CHUNK * self.max_concurrency
+        chunks: list[dict[str, list[HistoryItem]]] = []
+        for start in range(0, len(pairs), size):
+            chunk: dict[str, list[HistoryItem]] = {}
+            for user_id, item in pairs[start : start + size]:
+                chunk.setdefault(user_id, []).append(item)
+            chunks.append(chunk)
+        return chunks
+
     def precompute(
-        self, user_ids: Sequence[str] | str | None = None, config: RunnableConfig | None = None
+        self,
+        user_ids: Sequence[str] | str | None = None,
+        config: RunnableConfig | None = None,
+        *,
+        show_progress: bool = False,
     ) -> GistReport:
         """Write the gists of every item of ``user_ids`` (default: every user) that has none
-        for this setup, so that later queries cost 0 gist calls."""
+        for this setup, so that later queries cost 0 gist calls; ``show_progress`` shows a
+        bar of the items done."""
         report = GistReport()
-        report.add(self.write(self._every_item(user_ids), config))
+        chunks = self._chunks(self._every_item(user_ids))
+        with _bar(chunks, show_progress) as bar:
+            for chunk in chunks:
+                written = self.write(chunk, config)
+                report.add(written)
+                bar.update(len(written))
         return report
 
     async def aprecompute(
-        self, user_ids: Sequence[str] | str | None = None, config: RunnableConfig | None = None
+        self,
+        user_ids: Sequence[str] | str | None = None,
+        config: RunnableConfig | None = None,
+        *,
+        show_progress: bool = False,
     ) -> GistReport:
         """Async :meth:`precompute`."""
         report = GistReport()
-        report.add(await self.awrite(await off_loop(self._every_item, user_ids), config))
+        chunks = self._chunks(await off_loop(self._every_item, user_ids))
+        with _bar(chunks, show_progress) as bar:
+            for chunk in chunks:
+                written = await self.awrite(chunk, config)
+                report.add(written)
+                bar.update(len(written))
         return report

@@ -160,8 +160,8 @@ def _write_gists(
     llm = session.llm()
     if session.llm_spec.provider != "local":  # a served model: calls in flight at once
         gists = StyleGists(memory, llm, max_concurrency=args.concurrency)
-        return asyncio.run(gists.aprecompute(users))
-    return StyleGists(memory, llm, max_concurrency=1).precompute(users)
+        return asyncio.run(gists.aprecompute(users, show_progress=True))
+    return StyleGists(memory, llm, max_concurrency=1).precompute(users, show_progress=True)
 
 
 def cmd_profile_show(session: Session, args: argparse.Namespace) -> None:

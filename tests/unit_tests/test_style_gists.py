@@ -330,3 +330,15 @@ def test_a_postgres_store_made_before_annotations_gets_their_table(postgres_url:
         }
     finally:
         store.close()
+
+
+def test_a_long_precompute_goes_in_chunks_with_a_progress_bar(
+    memory: ProfileMemory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    memory.add("erin", [f"note number {n} about chunking" for n in range(20)])
+    llm = GistChat()
+    report = StyleGists(memory, llm, max_concurrency=1).precompute(["erin"], show_progress=True)
+    assert (report.items, report.written) == (20, 20)  # in chunks of 8: every item once
+    assert len(llm.gist_prompts) == 20
+    err = capsys.readouterr().err
+    assert "style gists" in err and "20/20" in err
