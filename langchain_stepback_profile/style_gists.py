@@ -132,7 +132,7 @@ _TONE_LEAD = re.compile(
     re.I,
 )
 _TONE_END = re.compile(
-    r"[.;:!?\n]|,\s*(?:with|which|and\s+it|but|\w+ing)\b|\s+(?:with|that|because|suggesting)\s"
+    r"[.;:!?\n]|,\s*(?:with|which|as|and\s+it|but|\w+ing)\b|\s+(?:with|that|because|as)\s"
 )
 _DANGLING = {"and", "or", "a", "an", "the", "of", "with", "but", "very", "quite", "rather"}
 
@@ -147,6 +147,8 @@ def clean_tone(answer: Any, words: int = TONE_WORDS) -> str:
         'formal and objective'
         >>> clean_tone('Tone: "Casual, playful"')
         'casual, playful'
+        >>> clean_tone("Adversarial, as it presents a contrast")
+        'adversarial'
     """
     text = answer.content if isinstance(answer, BaseMessage) else answer
     if not isinstance(text, str):

@@ -1,6 +1,6 @@
 """docs/usage.md runs as written where it stands alone: the memory's first example, the
-custom-schema example, the style-gist example and the author group's writing tasks, with the
-default embeddings and the embedded model."""
+custom-schema example, the style-gist example, the author group's writing tasks and profile
+attribution, with the default embeddings and the embedded model."""
 
 from __future__ import annotations
 
@@ -21,9 +21,13 @@ PAGE = ROOT / "docs" / "usage.md"
 def test_the_standalone_examples_of_the_usage_page_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # the examples write ./profiles, ./customers and ./papers
+    # the examples write ./profiles, ./customers and ./papers, and read ../shared/data
+    (tmp_path / "shared").symlink_to(ROOT.parent / "shared")
+    (tmp_path / "work").mkdir()
+    tmp_path = tmp_path / "work"
+    monkeypatch.chdir(tmp_path)
     blocks = python_blocks(PAGE.read_text())
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     namespace: dict[str, Any] = {}
     for number, block in enumerate(blocks, 1):
         exec(compile(block, f"{PAGE.name} block {number}", "exec"), namespace)
@@ -54,3 +58,10 @@ def test_the_standalone_examples_of_the_usage_page_run(
     assert written["output"] and "\n" not in written["output"]
     assert len(sentences(written["output"])) <= spec.max_sentences
     assert set(written["control"]["shown"]) <= {d.id for d in written["documents"]}
+
+    # profile attribution: the references are what they are, the report is written
+    rows = namespace["attribution"].rows
+    assert rows["chance"]["metrics"]["MRR"]["value"] == pytest.approx(0.2929, abs=1e-4)
+    assert 0.0 <= rows["extractive"]["metrics"]["acc@1"]["value"] <= 1.0
+    assert rows["centroid"]["metrics"]["MRR"]["value"] > 0.2929  # the history knows its user
+    assert (tmp_path / "attribution-PSW-10" / "report.md").exists()
