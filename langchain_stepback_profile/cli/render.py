@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
@@ -42,16 +43,7 @@ def _gists(report: RefreshReport) -> dict[str, Any]:
     """The style gists written with ``--style-gists``."""
     if report.gists is None:
         return {}
-    g = report.gists
-    return {
-        "style_gists": {
-            "items": g.items,
-            "cached": g.cached,
-            "written": g.written,
-            "failed": g.failed,
-            "llm_calls": g.llm_calls,
-        }
-    }
+    return {"style_gists": {**asdict(report.gists), "llm_calls": report.gists.llm_calls}}
 
 
 def _workers(report: RefreshReport) -> dict[str, Any]:
